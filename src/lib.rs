@@ -1,0 +1,2 @@
+//! chamber: a private, encrypted, self-organising overlay of friends, bootstrapped from the XMPP
+//! accounts they already have. See `docs/architecture.md` for the layers.

@@ -1,0 +1,5 @@
+//! The `chamber` command-line interface.
+
+fn main() -> anyhow::Result<()> {
+    Ok(())
+}
