@@ -1,1 +1,4 @@
 //! brunet-compat
+#![warn(missing_docs)]
+
+pub mod address;
