@@ -24,6 +24,8 @@ pub mod announce;
 pub mod caps;
 mod error;
 pub mod extdisco;
+pub mod invite;
+pub mod jingle;
 pub mod keys;
 pub mod record;
 pub mod ring_id;

@@ -114,7 +114,8 @@ pub(crate) fn required<'a>(
     })
 }
 
-/// Fails when `s` is longer than `max` bytes or holds control characters.
+/// Fails when `s` is longer than `max` bytes or holds control characters other than XML
+/// whitespace (which rxml already restricts to tab, CR and LF).
 pub(crate) fn bounded<'a>(field: &'static str, s: &'a str, max: usize) -> Result<&'a str, Error> {
     if s.len() > max {
         return Err(Error::InvalidValue {
@@ -122,7 +123,9 @@ pub(crate) fn bounded<'a>(field: &'static str, s: &'a str, max: usize) -> Result
             reason: "too long",
         });
     }
-    if s.chars().any(char::is_control) {
+    if s.chars()
+        .any(|c| c.is_control() && !matches!(c, '\t' | '\n' | '\r'))
+    {
         return Err(Error::InvalidValue {
             field,
             reason: "control character",
@@ -182,10 +185,17 @@ pub(crate) fn b64_vec(field: &'static str, s: &str, max: usize) -> Result<Vec<u8
             reason: "too long",
         });
     }
-    BASE64.decode(s).map_err(|_| Error::InvalidValue {
+    let v = BASE64.decode(s).map_err(|_| Error::InvalidValue {
         field,
         reason: "not base64",
-    })
+    })?;
+    if v.len() > max {
+        return Err(Error::InvalidValue {
+            field,
+            reason: "too long",
+        });
+    }
+    Ok(v)
 }
 
 /// Encodes bytes as padded standard base64.
@@ -278,6 +288,10 @@ mod tests {
         assert_eq!(hex_array::<2>("f", "0aFF"), Ok([0x0a, 0xff]));
         assert!(hex_array::<2>("f", "0aF").is_err());
         assert!(hex_array::<2>("f", "0aFg").is_err());
+        // Four base64 characters may decode to three bytes: still over a two-byte limit.
+        assert_eq!(b64_vec("f", "AQID", 3), Ok(vec![1, 2, 3]));
+        assert!(b64_vec("f", "AQID", 2).is_err());
+        assert!(b64_vec("f", "AQIDBA==", 3).is_err());
     }
 
     #[test]
