@@ -2,4 +2,5 @@
 #![warn(missing_docs)]
 
 pub mod address;
+pub mod ring;
 pub mod wire;

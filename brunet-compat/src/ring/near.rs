@@ -1,0 +1,393 @@
+//! Near neighbours (Brunet's `StructuredNearConnectionOverlord`): joining through a
+//! leaf, keeping `near_per_side` links on each side, trimming, the consistency check
+//! and the network-size estimate.
+
+use std::time::Duration;
+
+use crate::address::{Address, Direction};
+
+use super::io::Event;
+use super::msg::{Header, Mode, Msg, Payload, Routed};
+use super::node::Node;
+use super::table::ConnType;
+use super::time::Time;
+use super::timer::Timer;
+
+/// Addresses learnt from connect-to-me replies, kept until the next near check.
+const MAX_HINTS: usize = 16;
+
+/// State of near-neighbour upkeep.
+#[derive(Clone, Debug)]
+pub(crate) struct NearState {
+    /// We announce ourselves as part of the ring.
+    pub(crate) routable: bool,
+    /// The consistency check passes.
+    pub(crate) connected: bool,
+    /// Smoothed log2 of the network size (NaN until known).
+    pub(crate) size_log2: f32,
+    /// The current near set: nearest `near_per_side` on each side, sorted.
+    pub(crate) current: Vec<Address>,
+    /// Last time the near set changed (trimming waits for quiet).
+    pub(crate) last_change: Time,
+    /// Retry period while not connected.
+    pub(crate) backoff: Duration,
+    /// Earliest next join request.
+    pub(crate) next_join: Time,
+    /// Earliest next directional probe, left and right.
+    pub(crate) next_probe: [Time; 2],
+    /// Our routable flag changed: announce to every peer, not just the near ones.
+    pub(crate) status_all: bool,
+    /// Candidates from connect-to-me replies.
+    pub(crate) hints: Vec<Address>,
+    pub(crate) token: u32,
+}
+
+impl Default for NearState {
+    fn default() -> NearState {
+        NearState {
+            routable: false,
+            connected: false,
+            size_log2: f32::NAN,
+            current: Vec::new(),
+            last_change: Time::ZERO,
+            backoff: Duration::ZERO,
+            next_join: Time::ZERO,
+            next_probe: [Time::ZERO; 2],
+            status_all: false,
+            hints: Vec::new(),
+            token: 0,
+        }
+    }
+}
+
+impl NearState {
+    pub(crate) fn heap_bytes(&self) -> usize {
+        (self.current.capacity() + self.hints.capacity()) * std::mem::size_of::<Address>()
+    }
+}
+
+impl Node {
+    /// The near check: rank, link, trim, probe, check consistency, estimate the size.
+    pub(crate) fn near_check(&mut self) {
+        let now = self.now;
+        let me = self.me;
+        let k = self.cfg.near_per_side.max(1);
+        let keep = k + self.cfg.near_trim_slack;
+
+        // Seek: peers' near lists and CTM hints that would rank among our nearest k.
+        let mut cands: Vec<Address> = std::mem::take(&mut self.near.hints);
+        for a in &self.near.current {
+            if let Some(p) = self.table.get(a) {
+                cands.extend_from_slice(&p.near);
+            }
+        }
+        cands.sort();
+        cands.dedup();
+        let kth_left = self.table.left_of(&me).nth(k - 1).map(|p| me.left_distance_to(&p.addr));
+        let kth_right = self.table.right_of(&me).nth(k - 1).map(|p| me.right_distance_to(&p.addr));
+        for c in cands {
+            if c == me
+                || self.table.get(&c).is_some()
+                || self.pending.iter().any(|p| p.addr == c)
+                || self.recently_lost(&c)
+            {
+                continue;
+            }
+            let on_left = kth_left.is_none_or(|d| me.left_distance_to(&c) < d);
+            let on_right = kth_right.is_none_or(|d| me.right_distance_to(&c) < d);
+            if on_left || on_right {
+                self.want_link(c, ConnType::NEAR);
+            }
+        }
+
+        // Rank what we have.
+        let left: Vec<Address> = self.table.left_of(&me).take(keep).map(|p| p.addr).collect();
+        let right: Vec<Address> = self.table.right_of(&me).take(keep).map(|p| p.addr).collect();
+        let mut set: Vec<Address> = left.iter().take(k).chain(right.iter().take(k)).copied().collect();
+        set.sort();
+        set.dedup();
+        for a in &set {
+            self.add_reason(a, ConnType::NEAR);
+        }
+        if now.saturating_since(self.near.last_change) >= self.cfg.trim_quiet {
+            let far: Vec<Address> = self
+                .table
+                .iter()
+                .filter(|p| p.types.contains(ConnType::NEAR))
+                .filter(|p| !left.contains(&p.addr) && !right.contains(&p.addr))
+                .map(|p| p.addr)
+                .collect();
+            for a in far {
+                self.clear_reason(&a, ConnType::NEAR);
+            }
+        }
+
+        // Join through a leaf while no routable peer is known.
+        let any_routable = self.table.iter().any(|p| p.routable);
+        if !self.near.routable && !any_routable && !self.table.is_empty() && now >= self.near.next_join {
+            self.send_join();
+            self.near.next_join = now + self.cfg.seek_interval.mul_f64(2.0 + self.uniform());
+        }
+
+        // Routable once a ring member sits among our nearest on both sides.
+        let routable_in = |v: &[Address]| {
+            v.iter().take(k).any(|a| self.table.get(a).is_some_and(|p| p.routable))
+        };
+        if !self.near.routable && routable_in(&left) && routable_in(&right) {
+            self.near.routable = true;
+            self.near.status_all = true;
+        } else if self.near.routable && !self.table.is_empty() && !any_routable {
+            self.near.routable = false;
+            self.near.status_all = true;
+        }
+
+        // Consistency, and directional probes for a short or inconsistent side.
+        let ok_left = self.side_consistent(Direction::Left);
+        let ok_right = self.side_consistent(Direction::Right);
+        if self.near.routable && !self.table.is_empty() {
+            for (i, (dir, ok, have)) in [
+                (Direction::Left, ok_left, left.len()),
+                (Direction::Right, ok_right, right.len()),
+            ]
+            .into_iter()
+            .enumerate()
+            {
+                if (!ok || have < k) && now >= self.near.next_probe[i] {
+                    self.send_probe(dir, k);
+                    let wait = self.near.backoff.max(self.cfg.seek_interval).mul_f64(1.0 + self.uniform());
+                    self.near.next_probe[i] = now + wait;
+                }
+            }
+        }
+        let connected = self.near.routable && (self.table.is_empty() || (ok_left && ok_right));
+        if connected != self.near.connected {
+            self.near.connected = connected;
+            self.emit(Event::RingState { connected });
+        }
+
+        if set != self.near.current {
+            let prev = std::mem::replace(&mut self.near.current, set);
+            self.near.last_change = now;
+            self.dht_repair(&prev);
+            self.timers.set_min(Timer::Status, now + self.cfg.status_debounce);
+        }
+        if self.near.status_all {
+            self.timers.set_min(Timer::Status, now + self.cfg.status_debounce);
+        }
+        self.estimate_size(&left, &right, k);
+
+        let next = if connected {
+            self.near.backoff = self.cfg.seek_interval;
+            self.cfg.near_interval
+        } else {
+            let b = self.near.backoff.max(self.cfg.seek_interval);
+            self.near.backoff = (b * 2).min(self.cfg.near_interval);
+            b
+        };
+        let at = now + next.mul_f64(0.75 + 0.5 * self.uniform());
+        self.timers.set(Timer::Near, at);
+    }
+
+    /// Brunet's `IsConnected` for one side: the nearest peer there has told us its
+    /// neighbours, and none of them sits between it and us.
+    fn side_consistent(&self, dir: Direction) -> bool {
+        let me = self.me;
+        let nearest = match dir {
+            Direction::Left => self.table.left_of(&me).next(),
+            Direction::Right => self.table.right_of(&me).next(),
+        };
+        let Some(n) = nearest else {
+            return false;
+        };
+        if n.near.is_empty() {
+            return false;
+        }
+        n.near.iter().all(|a| match dir {
+            Direction::Left => !a.is_between_from_left(&me, &n.addr),
+            Direction::Right => !a.is_between_from_right(&me, &n.addr),
+        })
+    }
+
+    /// N ≈ (gaps spanned) / (span as a fraction of the ring) over the near peers,
+    /// averaged in log space with what the near peers estimate.
+    fn estimate_size(&mut self, left: &[Address], right: &[Address], k: usize) {
+        let me = self.me;
+        let lk = left.iter().take(k).last();
+        let rk = right.iter().take(k).last();
+        let count = left.len().min(k) + right.len().min(k);
+        let span = lk.map_or(0.0, |a| me.left_distance_to(a).to_f64())
+            + rk.map_or(0.0, |a| me.right_distance_to(a).to_f64());
+        let routable = self.table.iter().filter(|p| p.routable).count();
+        let floor = ((routable + 1) as f64).log2();
+        let raw = if count > 0 && span > 0.0 {
+            (count as f64 / span).log2().max(floor)
+        } else {
+            floor
+        };
+        let (sum, n) = self
+            .near
+            .current
+            .iter()
+            .filter_map(|a| self.table.get(a))
+            .map(|p| f64::from(p.size_log2))
+            .filter(|l| l.is_finite())
+            .fold((raw, 1.0), |(s, n), l| (s + l, n + 1.0));
+        self.near.size_log2 = (sum / n) as f32;
+    }
+
+    /// Our nearest `near_per_side + 1` on each side, for status lists and CTM replies.
+    pub(crate) fn near_list(&self) -> Vec<Address> {
+        let me = self.me;
+        let k = self.cfg.near_per_side + 1;
+        let mut v: Vec<Address> = self
+            .table
+            .left_of(&me)
+            .take(k)
+            .chain(self.table.right_of(&me).take(k))
+            .map(|p| p.addr)
+            .collect();
+        v.sort();
+        v.dedup();
+        v
+    }
+
+    pub(crate) fn send_status(&mut self, to: &Address) {
+        let Some(p) = self.table.get(to) else {
+            return;
+        };
+        let msg = Msg::Status {
+            routable: self.near.routable,
+            wants: !p.types.is_empty(),
+            near: self.near_list(),
+            size_log2: self.near.size_log2,
+        };
+        self.send_to(to, msg);
+    }
+
+    /// Announces our status: to everyone when our routable flag changed, else to the
+    /// near set; then re-arms the periodic refresh.
+    pub(crate) fn status_tick(&mut self) {
+        let targets: Vec<Address> = if std::mem::take(&mut self.near.status_all) {
+            self.table.iter().map(|p| p.addr).collect()
+        } else {
+            self.table
+                .iter()
+                .filter(|p| p.types.contains(ConnType::NEAR) || self.near.current.contains(&p.addr))
+                .map(|p| p.addr)
+                .collect()
+        };
+        for t in targets {
+            self.send_status(&t);
+        }
+        let at = self.now + self.cfg.status_interval.mul_f64(0.75 + 0.5 * self.uniform());
+        self.timers.set(Timer::Status, at);
+    }
+
+    /// Forwarded connect-to-me to our own position, through a random leaf.
+    fn send_join(&mut self) {
+        let i = self.below(self.table.len());
+        let leaf = self.table.at(i).addr;
+        self.near.token = self.near.token.wrapping_add(1);
+        self.stats.ctm_sent += 1;
+        let r = Routed {
+            hdr: Header {
+                hops: 1,
+                ttl: self.ttl(),
+                src: self.me,
+                dst: self.me,
+                mode: Mode::Default,
+            },
+            payload: Payload::Ctm {
+                kind: ConnType::NEAR,
+                token: self.near.token,
+                via: Some(leaf),
+                near: Vec::new(),
+            },
+        };
+        self.send_to(&leaf, Msg::Routed(r));
+    }
+
+    /// Connect-to-me delivered at each of the next `k` nodes on one side.
+    fn send_probe(&mut self, dir: Direction, k: usize) {
+        self.near.token = self.near.token.wrapping_add(1);
+        self.stats.ctm_sent += 1;
+        let r = Routed {
+            hdr: Header {
+                hops: 0,
+                ttl: u16::try_from(k).unwrap_or(u16::MAX),
+                src: self.me,
+                dst: Address::directional(dir),
+                mode: Mode::Path,
+            },
+            payload: Payload::Ctm {
+                kind: ConnType::NEAR,
+                token: self.near.token,
+                via: None,
+                near: self.near_list(),
+            },
+        };
+        self.route(r, None);
+    }
+
+    /// A connect-to-me reached us: link back (the requester wants it) and answer.
+    pub(crate) fn ctm_request(
+        &mut self,
+        src: Address,
+        kind: ConnType,
+        token: u32,
+        via: Option<Address>,
+        near: Vec<Address>,
+    ) {
+        if src == self.me {
+            return;
+        }
+        if kind.contains(ConnType::NEAR) {
+            self.near.hints.extend(near.into_iter().take(MAX_HINTS));
+            self.near.hints.truncate(MAX_HINTS);
+        }
+        self.want_link(src, ConnType::NONE);
+        let near = self.near_list();
+        self.reply(src, via, Payload::CtmReply { token, kind, near });
+    }
+
+    /// The answer to our connect-to-me: link to the responder.
+    pub(crate) fn ctm_reply(&mut self, src: Address, token: u32, kind: ConnType, near: Vec<Address>) {
+        if src == self.me {
+            return;
+        }
+        if kind.contains(ConnType::SHORTCUT) {
+            self.shortcut_reply(src, token);
+            return;
+        }
+        self.near.hints.extend(near.into_iter().take(MAX_HINTS));
+        self.near.hints.truncate(MAX_HINTS);
+        self.want_link(src, ConnType::NEAR);
+        self.timers.set_min(Timer::Near, self.now);
+    }
+
+    /// Releases leaf links once the ring holds us.
+    pub(crate) fn leaf_tick(&mut self) {
+        if !self.near.connected {
+            self.timers.set(Timer::Leaf, self.now + Duration::from_secs(30));
+            return;
+        }
+        let leaves: Vec<Address> = self
+            .table
+            .iter()
+            .filter(|p| p.types.contains(ConnType::LEAF) && self.now.saturating_since(p.since) >= self.cfg.leaf_hold)
+            .map(|p| p.addr)
+            .collect();
+        for a in leaves {
+            self.clear_reason(&a, ConnType::LEAF);
+        }
+        if let Some(first) = self
+            .table
+            .iter()
+            .filter(|p| p.types.contains(ConnType::LEAF))
+            .map(|p| p.since)
+            .min()
+        {
+            self.timers.set(Timer::Leaf, first + self.cfg.leaf_hold);
+        }
+    }
+}
