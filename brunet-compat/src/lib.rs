@@ -3,4 +3,5 @@
 
 pub mod address;
 pub mod ring;
+pub mod sim;
 pub mod wire;

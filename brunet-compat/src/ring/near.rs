@@ -133,11 +133,10 @@ impl Node {
         let routable_in = |v: &[Address]| {
             v.iter().take(k).any(|a| self.table.get(a).is_some_and(|p| p.routable))
         };
+        // Once routable, a node stays so: demoting on a momentary lack of routable
+        // peers made two-node rings flap.
         if !self.near.routable && routable_in(&left) && routable_in(&right) {
             self.near.routable = true;
-            self.near.status_all = true;
-        } else if self.near.routable && !self.table.is_empty() && !any_routable {
-            self.near.routable = false;
             self.near.status_all = true;
         }
 

@@ -27,6 +27,24 @@ impl Node {
         self.originate(dst, mode, Payload::App(data), false);
     }
 
+    /// The greedy next hop toward `dst`: `None` when we are the closest node (for
+    /// offline path analysis, as Brunet's `Graph` does).
+    pub fn next_hop(&self, dst: &Address) -> Option<Address> {
+        if *dst == self.me {
+            return None;
+        }
+        if self.table.get(dst).is_some() {
+            return Some(*dst);
+        }
+        let (left, right) = self.bracket(dst, None);
+        let closest = if dst.distance_to(&left).abs() < dst.distance_to(&right).abs() {
+            left
+        } else {
+            right
+        };
+        (closest != self.me).then_some(closest)
+    }
+
     /// Hop limit for messages we originate.
     pub(crate) fn ttl(&self) -> u16 {
         let l = self.near.size_log2;

@@ -1,0 +1,16 @@
+//! A discrete-event simulator that drives the very same [`crate::ring::Node`] as the runtime.
+//!
+//! One event queue ordered by (time, sequence number), one seeded RNG, no threads and
+//! no iteration over hash maps: the same seed gives the same run, byte for byte. The
+//! simulator plays the runtime's part: it turns [`crate::ring::Event::LinkWanted`] into links (or
+//! failures for blocked pairs), carries transmits with the network model's latency and
+//! loss, and delivers timeouts. See `ringsim` for the command line.
+
+pub mod engine;
+pub mod metrics;
+pub mod net;
+pub mod svg;
+
+pub use engine::{Sim, SimConfig};
+pub use metrics::Report;
+pub use net::{Latency, Net};
