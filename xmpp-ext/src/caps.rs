@@ -252,23 +252,7 @@ mod tests {
     /// XEP-0115 §5.3, the complex example with a form and several identities.
     #[test]
     fn xep_0115_complex_example() {
-        let xml = r#"<query xmlns='http://jabber.org/protocol/disco#info'
-  node='http://psi-im.org#q07IKJEyjvHSyhy//CH0CxmKi8w='>
-  <identity xml:lang='en' category='client' name='Psi 0.11' type='pc'/>
-  <identity xml:lang='el' category='client' name='Ψ 0.11' type='pc'/>
-  <feature var='http://jabber.org/protocol/caps'/>
-  <feature var='http://jabber.org/protocol/disco#info'/>
-  <feature var='http://jabber.org/protocol/disco#items'/>
-  <feature var='http://jabber.org/protocol/muc'/>
-  <x xmlns='jabber:x:data' type='result'>
-    <field var='FORM_TYPE' type='hidden'><value>urn:xmpp:dataforms:softwareinfo</value></field>
-    <field var='ip_version' type='text-multi'><value>ipv4</value><value>ipv6</value></field>
-    <field var='os'><value>Mac</value></field>
-    <field var='os_version'><value>10.5.1</value></field>
-    <field var='software'><value>Psi</value></field>
-    <field var='software_version'><value>0.11</value></field>
-  </x>
-</query>"#;
+        let xml = include_str!("../tests/data/xep-0115-complex.xml");
         let disco = match parse_any_xml(xml.as_bytes()).unwrap() {
             Parsed::DiscoInfo(d) => d,
             other => panic!("{other:?}"),
