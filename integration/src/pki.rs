@@ -1,0 +1,90 @@
+//! The lab's own certificate authority: servers get certificates from it, clients trust only it.
+//! Server certificates carry both serverAuth and clientAuth because ejabberd checks the purpose of
+//! the certificate that Prosody presents when it dials out for federation.
+
+use std::path::{Path, PathBuf};
+
+use rcgen::{
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
+    Issuer, KeyPair, KeyUsagePurpose,
+};
+
+use crate::error::{LabError, Result};
+
+/// A generated CA and the folder its files are written to.
+pub struct Pki {
+    issuer: Issuer<'static, KeyPair>,
+    dir: PathBuf,
+}
+
+/// A server's certificate and key, as files.
+#[derive(Clone, Debug)]
+pub struct ServerCert {
+    /// PEM certificate (leaf, then the CA).
+    pub cert: PathBuf,
+    /// PEM private key.
+    pub key: PathBuf,
+    /// Certificate chain and key in one file (what ejabberd wants).
+    pub combined: PathBuf,
+}
+
+impl Pki {
+    /// Makes a fresh CA and writes `ca.pem` into `dir`.
+    pub fn new(dir: &Path) -> Result<Pki> {
+        std::fs::create_dir_all(dir).map_err(LabError::io(format!("create {}", dir.display())))?;
+        let mut params = CertificateParams::new(Vec::<String>::new())?;
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+        let mut dn = DistinguishedName::new();
+        dn.push(DnType::CommonName, "chamber lab CA");
+        params.distinguished_name = dn;
+        let key = KeyPair::generate()?;
+        let cert = params.self_signed(&key)?;
+        write(&dir.join("ca.pem"), &cert.pem())?;
+        Ok(Pki {
+            issuer: Issuer::new(params, key),
+            dir: dir.to_path_buf(),
+        })
+    }
+
+    /// The CA certificate clients must trust.
+    pub fn ca_file(&self) -> PathBuf {
+        self.dir.join("ca.pem")
+    }
+
+    /// Issues a server certificate for `names` (the first is the common name).
+    pub fn issue(&self, names: &[&str]) -> Result<ServerCert> {
+        let mut params =
+            CertificateParams::new(names.iter().map(|s| s.to_string()).collect::<Vec<_>>())?;
+        let mut dn = DistinguishedName::new();
+        dn.push(DnType::CommonName, names[0]);
+        params.distinguished_name = dn;
+        params.key_usages = vec![
+            KeyUsagePurpose::DigitalSignature,
+            KeyUsagePurpose::KeyEncipherment,
+        ];
+        params.extended_key_usages = vec![
+            ExtendedKeyUsagePurpose::ServerAuth,
+            ExtendedKeyUsagePurpose::ClientAuth,
+        ];
+        let key = KeyPair::generate()?;
+        let cert = params.signed_by(&key, &self.issuer)?;
+        let ca =
+            std::fs::read_to_string(self.ca_file()).map_err(LabError::io("read the lab CA"))?;
+        let chain = format!("{}{}", cert.pem(), ca);
+        let base = self.dir.join(names[0]);
+        let out = ServerCert {
+            cert: base.with_extension("crt"),
+            key: base.with_extension("key"),
+            combined: base.with_extension("pem"),
+        };
+        write(&out.cert, &chain)?;
+        write(&out.key, &key.serialize_pem())?;
+        write(&out.combined, &format!("{chain}{}", key.serialize_pem()))?;
+        Ok(out)
+    }
+}
+
+fn write(path: &Path, text: &str) -> Result<()> {
+    std::fs::write(path, text).map_err(LabError::io(format!("write {}", path.display())))
+}
