@@ -5,7 +5,7 @@
 //! packet is also checked against `brunet-ring.decoded.txt`, a one-line-per-packet decode
 //! made independently when the capture was taken.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::fs::File;
 use std::path::PathBuf;
 
@@ -152,7 +152,7 @@ fn ring_capture_matches_text_decode() {
     let text = std::fs::read_to_string(vectors().join("brunet-ring.decoded.txt")).unwrap();
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(lines.len(), packets.len());
-    let mut seen_methods: HashMap<String, usize> = HashMap::new();
+    let mut seen_methods: BTreeMap<String, usize> = BTreeMap::new();
     for (i, ((d, p), line)) in packets.iter().zip(&lines).enumerate() {
         let n = i + 1;
         assert!(line.starts_with(&format!("#{n} ")), "{line}");
