@@ -1,2 +1,3 @@
 //! chamber: a private, encrypted, self-organising overlay of friends, bootstrapped from the XMPP
 //! accounts they already have. See `docs/architecture.md` for the layers.
+pub mod account;
