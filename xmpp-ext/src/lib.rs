@@ -17,6 +17,26 @@
 //!
 //! Parsers never panic on untrusted input: every failure is an [`Error`] variant, and every parser
 //! bounds the size of what it accepts before doing real work (see [`xml::Limits`]).
+//!
+//! A received payload is *parsed* first and *verified* second, against what the stanza itself
+//! says (its `from`):
+//!
+//! ```
+//! use rand::rngs::OsRng;
+//! use xmpp_ext::announce::Announce;
+//! use xmpp_ext::{NodeSecret, RingSecret};
+//!
+//! let node = NodeSecret::generate(&mut OsRng);
+//! let ring = RingSecret::generate(&mut OsRng);
+//! let me: jid::BareJid = "alice@example.org".parse()?;
+//! let presence_payload = Announce::new(&node, ring.ring_id(), &me).to_element();
+//!
+//! // On the friend's side, with the sender's bare JID taken from the presence stanza:
+//! let announce = Announce::from_element(&presence_payload)?;
+//! announce.verify(&me)?;
+//! assert_eq!(announce.ring(), ring.ring_id());
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 
 #![warn(missing_docs, unreachable_pub)]
 

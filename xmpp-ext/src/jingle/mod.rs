@@ -19,6 +19,7 @@
 //! same offer and answer over the ring to members who are not XMPP friends.
 
 pub mod ice;
+mod reason;
 
 use jid::Jid;
 use minidom::Element;
@@ -28,6 +29,8 @@ use crate::record::NodeRecord;
 use crate::xml::{self, Limits};
 use crate::{Error, NS_CHAMBER, NS_CHAMBER_JINGLE};
 pub use ice::{Candidate, CandidateType, IceUdpTransport, Protocol};
+pub use reason::Reason;
+use reason::parse_reason;
 
 /// Bounds for a `<jingle/>`: the record, a transport with [`ice::MAX_CANDIDATES`] candidates
 /// (~250 bytes each) and a reason.
@@ -41,9 +44,6 @@ pub const CONTENT_NAME: &str = "chamber";
 
 /// Longest session id accepted.
 const MAX_SID: usize = 128;
-
-/// Longest reason text accepted.
-const MAX_TEXT: usize = 1024;
 
 /// The Jingle actions chamber uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -76,60 +76,6 @@ pub enum Creator {
     Initiator,
     /// The session responder.
     Responder,
-}
-
-/// XEP-0166 §7.4 reason conditions.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[allow(missing_docs)] // The XEP's names say it all.
-pub enum Reason {
-    AlternativeSession,
-    Busy,
-    Cancel,
-    ConnectivityError,
-    Decline,
-    Expired,
-    FailedApplication,
-    FailedTransport,
-    GeneralError,
-    Gone,
-    IncompatibleParameters,
-    MediaError,
-    SecurityError,
-    Success,
-    Timeout,
-    UnsupportedApplications,
-    UnsupportedTransports,
-}
-
-const REASONS: [(Reason, &str); 17] = [
-    (Reason::AlternativeSession, "alternative-session"),
-    (Reason::Busy, "busy"),
-    (Reason::Cancel, "cancel"),
-    (Reason::ConnectivityError, "connectivity-error"),
-    (Reason::Decline, "decline"),
-    (Reason::Expired, "expired"),
-    (Reason::FailedApplication, "failed-application"),
-    (Reason::FailedTransport, "failed-transport"),
-    (Reason::GeneralError, "general-error"),
-    (Reason::Gone, "gone"),
-    (Reason::IncompatibleParameters, "incompatible-parameters"),
-    (Reason::MediaError, "media-error"),
-    (Reason::SecurityError, "security-error"),
-    (Reason::Success, "success"),
-    (Reason::Timeout, "timeout"),
-    (Reason::UnsupportedApplications, "unsupported-applications"),
-    (Reason::UnsupportedTransports, "unsupported-transports"),
-];
-
-impl Reason {
-    fn as_str(self) -> &'static str {
-        // Invariant: REASONS lists every variant.
-        REASONS
-            .iter()
-            .find(|(r, _)| *r == self)
-            .map(|(_, s)| *s)
-            .expect("every reason is in REASONS")
-    }
 }
 
 /// The single content of a chamber session.
@@ -405,39 +351,6 @@ fn parse_content(c: &Element) -> Result<Content, Error> {
         record,
         transport,
     })
-}
-
-fn parse_reason(r: &Element) -> Result<(Reason, Option<String>), Error> {
-    let mut condition = None;
-    let mut text = None;
-    for child in r.children().filter(|c| c.has_ns(JINGLE)) {
-        if child.name() == "text" {
-            if text.is_some() {
-                return Err(Error::DuplicateChild {
-                    element: "reason",
-                    child: "text",
-                });
-            }
-            text = Some(xml::bounded("reason text", &child.text(), MAX_TEXT)?.to_owned());
-        } else if let Some((reason, _)) = REASONS.iter().find(|(_, s)| *s == child.name()) {
-            if condition.replace(*reason).is_some() {
-                return Err(Error::DuplicateChild {
-                    element: "reason",
-                    child: "condition",
-                });
-            }
-        } else {
-            return Err(Error::InvalidValue {
-                field: "reason",
-                reason: "unknown condition",
-            });
-        }
-    }
-    let condition = condition.ok_or(Error::MissingChild {
-        element: "reason",
-        child: "condition",
-    })?;
-    Ok((condition, text))
 }
 
 #[cfg(test)]

@@ -1,6 +1,7 @@
 use super::ice::tests::{host, relay, transport};
 use super::*;
 use crate::record::tests::sample as record;
+use reason::REASONS;
 
 fn alice() -> Option<Jid> {
     Some("alice@example.org/laptop".parse().unwrap())
@@ -128,6 +129,18 @@ fn foreign_applications_and_actions_are_refused() {
         Jingle::from_xml(s5b.as_bytes()),
         Err(Error::UnexpectedElement { .. })
     ));
+    assert_eq!(
+        Reason::for_error(&Jingle::from_xml(rtp.as_bytes()).unwrap_err()),
+        Reason::UnsupportedApplications
+    );
+    assert_eq!(
+        Reason::for_error(&Jingle::from_xml(s5b.as_bytes()).unwrap_err()),
+        Reason::UnsupportedTransports
+    );
+    assert_eq!(
+        Reason::for_error(&Error::BadSignature),
+        Reason::SecurityError
+    );
     let content_add = "<jingle xmlns='urn:xmpp:jingle:1' action='content-add' sid='s'/>";
     assert!(matches!(
         Jingle::from_xml(content_add.as_bytes()),
