@@ -39,6 +39,10 @@ pub(crate) struct NearState {
     pub(crate) status_all: bool,
     /// Candidates from connect-to-me replies.
     pub(crate) hints: Vec<Address>,
+    /// The near list we last announced (changes trigger an announcement).
+    pub(crate) last_sent: Vec<Address>,
+    /// When the periodic refresh is due.
+    pub(crate) next_refresh: Time,
     pub(crate) token: u32,
 }
 
@@ -55,6 +59,8 @@ impl Default for NearState {
             next_probe: [Time::ZERO; 2],
             status_all: false,
             hints: Vec::new(),
+            last_sent: Vec::new(),
+            next_refresh: Time::ZERO,
             token: 0,
         }
     }
@@ -62,7 +68,7 @@ impl Default for NearState {
 
 impl NearState {
     pub(crate) fn heap_bytes(&self) -> usize {
-        (self.current.capacity() + self.hints.capacity()) * std::mem::size_of::<Address>()
+        (self.current.capacity() + self.hints.capacity() + self.last_sent.capacity()) * std::mem::size_of::<Address>()
     }
 }
 
@@ -168,9 +174,8 @@ impl Node {
             let prev = std::mem::replace(&mut self.near.current, set);
             self.near.last_change = now;
             self.dht_repair(&prev);
-            self.timers.set_min(Timer::Status, now + self.cfg.status_debounce);
         }
-        if self.near.status_all {
+        if self.near.status_all || self.near_list() != self.near.last_sent {
             self.timers.set_min(Timer::Status, now + self.cfg.status_debounce);
         }
         self.estimate_size(&left, &right, k);
@@ -266,20 +271,29 @@ impl Node {
     /// Announces our status: to everyone when our routable flag changed, else to the
     /// near set; then re-arms the periodic refresh.
     pub(crate) fn status_tick(&mut self) {
+        let now = self.now;
+        let list = self.near_list();
+        let periodic = now >= self.near.next_refresh;
         let targets: Vec<Address> = if std::mem::take(&mut self.near.status_all) {
             self.table.iter().map(|p| p.addr).collect()
-        } else {
+        } else if periodic || list != self.near.last_sent {
+            // The near set, and whoever keeps us as a near neighbour.
             self.table
                 .iter()
-                .filter(|p| p.types.contains(ConnType::NEAR) || self.near.current.contains(&p.addr))
+                .filter(|p| self.near.current.contains(&p.addr) || p.near.contains(&self.me))
                 .map(|p| p.addr)
                 .collect()
+        } else {
+            Vec::new()
         };
+        self.near.last_sent = list;
         for t in targets {
             self.send_status(&t);
         }
-        let at = self.now + self.cfg.status_interval.mul_f64(0.75 + 0.5 * self.uniform());
-        self.timers.set(Timer::Status, at);
+        if periodic {
+            self.near.next_refresh = now + self.cfg.status_interval.mul_f64(0.75 + 0.5 * self.uniform());
+        }
+        self.timers.set(Timer::Status, self.near.next_refresh);
     }
 
     /// Forwarded connect-to-me to our own position, through a random leaf.

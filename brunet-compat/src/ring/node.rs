@@ -23,6 +23,9 @@ use super::table::{ConnType, LinkId, LinkKind, Path, Peer, Table};
 use super::time::Time;
 use super::timer::{Timer, TimerTable};
 
+/// Delay that folds bursts of status changes into one near check.
+const NEAR_COALESCE: Duration = Duration::from_millis(200);
+
 /// A link we asked the runtime for and that is not up yet.
 #[derive(Clone, Debug)]
 pub(crate) struct Pending {
@@ -384,7 +387,8 @@ impl Node {
         p.near = near;
         p.size_log2 = if size_log2.is_finite() { size_log2.clamp(0.0, 160.0) } else { f32::NAN };
         if changed {
-            self.timers.set_min(Timer::Near, self.now);
+            // Coalesce a burst of announcements into one near check.
+            self.timers.set_min(Timer::Near, self.now + NEAR_COALESCE);
         }
         self.maybe_close(&from);
     }

@@ -306,6 +306,8 @@ impl Node {
                 return;
             }
             self.relay.attempts.retain(|a| a.peer != src);
+            // Our link to the forwarder must outlive its other reasons too.
+            self.add_reason(&f, ConnType::OVERLAP);
             self.insert_peer(src, Path::Relay { via: f }, ConnType::NONE, 0);
             self.emit(Event::RelayUp { peer: src, via: f });
         }

@@ -80,6 +80,11 @@ impl Node {
         let desired = self.desired_shortcuts();
         let have = self.shortcut_count();
         let inflight = self.sc.inflight.len();
+        if have >= desired {
+            // Satisfied: look again less often.
+            let wait = self.cfg.shortcut_interval.mul_f64(2.5 + self.uniform());
+            self.timers.set(Timer::Shortcut, now + wait);
+        }
         if have + inflight < desired {
             let n = (desired - have - inflight).min(self.cfg.shortcut_parallel.saturating_sub(inflight));
             for _ in 0..n {

@@ -91,7 +91,7 @@ impl Default for SimConfig {
 #[derive(Debug)]
 enum Ev {
     Timeout(u32),
-    Deliver { to: u32, link: u64, msg: Msg },
+    Deliver { to: u32, link: u64, msg: Box<Msg> },
     LinkUp(u64),
     LinkFail { node: u32, peer: Address },
     LinkDown { node: u32, link: u64 },
@@ -294,7 +294,7 @@ impl Sim {
             }
             Ev::Deliver { to, link, msg } => {
                 if self.links[link as usize].state == LinkState::Up {
-                    self.input(to, Input::Receive { link: LinkId(link), msg });
+                    self.input(to, Input::Receive { link: LinkId(link), msg: *msg });
                 }
             }
             Ev::LinkUp(l) => self.link_up(l),
@@ -321,6 +321,7 @@ impl Sim {
                 }
             }
             Ev::Sample => {
+                self.rebootstrap_isolated();
                 self.sample();
                 let at = self.now + secs(self.cfg.sample_s);
                 self.push(at, Ev::Sample);
@@ -394,12 +395,14 @@ impl Sim {
             if msg.is_maintenance() {
                 self.metrics.maintenance_msgs += 1;
             }
+            *self.metrics.kinds.entry(kind_of(&msg)).or_default() += 1;
+
         }
         if self.cfg.loss > 0.0 && self.uniform() < self.cfg.loss {
             return;
         }
         let lat = Duration::from_micros(self.net.one_way_us(from as usize, to as usize));
-        self.push(self.now + lat, Ev::Deliver { to, link, msg });
+        self.push(self.now + lat, Ev::Deliver { to, link, msg: Box::new(msg) });
     }
 
     fn event(&mut self, i: u32, e: Event) {
@@ -532,14 +535,38 @@ impl Sim {
         if first {
             return;
         }
-        for _ in 0..16 {
-            let j = self.random_live();
+        self.bootstrap(i);
+    }
+
+    /// Links node `i` as a leaf to a live, routable node it can reach: a random start,
+    /// then the next suitable one in the live list (node 0 always qualifies early on).
+    fn bootstrap(&mut self, i: u32) {
+        let n = self.live.len();
+        let start = self.below(n);
+        for k in 0..n {
+            let j = self.live[(start + k) % n];
             let routable = self.nodes[j as usize].node.as_ref().is_some_and(|n| n.is_routable());
             if j != i && routable && !self.net.is_blocked(i as usize, j as usize) {
                 let peer = self.nodes[j as usize].addr;
                 self.link_wanted(i, peer, Some(i));
                 return;
             }
+        }
+    }
+
+    /// Re-bootstraps nodes left with no link at all (their bootstrap died or refused).
+    pub(crate) fn rebootstrap_isolated(&mut self) {
+        let isolated: Vec<u32> = self
+            .live
+            .iter()
+            .copied()
+            .filter(|&i| {
+                let sn = &self.nodes[i as usize];
+                sn.links.is_empty() && sn.node.as_ref().is_some_and(|n| !n.is_routable() && n.table().is_empty())
+            })
+            .collect();
+        for i in isolated {
+            self.bootstrap(i);
         }
     }
 
@@ -709,5 +736,32 @@ impl Sim {
     /// The live node indices.
     pub(crate) fn live(&self) -> &[u32] {
         &self.live
+    }
+}
+
+/// A short name for a message kind, for the per-kind counts.
+fn kind_of(m: &Msg) -> &'static str {
+    use crate::ring::Payload;
+    match m {
+        Msg::Status { .. } => "status",
+        Msg::Want(true) => "want_true",
+        Msg::Want(false) => "want_false",
+        Msg::Close => "close",
+        Msg::Routed(r) => match r.payload {
+            Payload::Ctm { .. } => "ctm",
+            Payload::CtmReply { .. } => "ctm_reply",
+            Payload::Via { .. } => "via",
+            Payload::App(_) => "app",
+            Payload::Request { .. } => "request",
+            Payload::Response { .. } => "response",
+            Payload::RelayOffer { .. } => "relay_offer",
+            Payload::RelayAnswer { .. } => "relay_answer",
+        },
+        Msg::RelayFwd { .. } => "relay_fwd",
+        Msg::RelayDel { .. } => "relay_del",
+        Msg::RelayGone { .. } => "relay_gone",
+        Msg::DhtStore { .. } => "dht_store",
+        Msg::DhtDrop { .. } => "dht_drop",
+        Msg::Broadcast { .. } => "broadcast",
     }
 }

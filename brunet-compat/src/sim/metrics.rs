@@ -27,6 +27,7 @@ pub(crate) struct Metrics {
     pub(crate) first_consistent: Option<f64>,
     pub(crate) report: Option<Report>,
     pub(crate) window_lookups: (u64, u64),
+    pub(crate) kinds: std::collections::BTreeMap<&'static str, u64>,
 }
 
 /// One sample of the ring over time.
@@ -106,6 +107,8 @@ pub struct Report {
     pub memory_per_peer: f64,
     /// Events processed.
     pub events: u64,
+    /// Link messages per node per second in the steady phase, by kind.
+    pub msgs_by_kind: std::collections::BTreeMap<&'static str, f64>,
     /// Samples over time.
     pub series: Vec<SamplePoint>,
 }
@@ -222,6 +225,7 @@ impl Sim {
             memory_per_node: r6(mem as f64 / n_live),
             memory_per_peer: r6(mem as f64 / peers.max(1) as f64),
             events: self.events,
+            msgs_by_kind: m.kinds.iter().map(|(k, v)| (*k, r6(*v as f64 / n_live / window))).collect(),
             series: m.series.clone(),
         };
         self.metrics.report = Some(report);
@@ -294,5 +298,42 @@ impl Sim {
         }
         let n = n.max(1) as f64;
         (r6(d / n), r6(r / n), r6(o / n))
+    }
+}
+
+impl Sim {
+    /// Prints why nodes are inconsistent (debugging aid).
+    pub fn diagnose(&self, max: usize) {
+        let mut shown = 0;
+        for &i in self.live() {
+            let sn = &self.nodes[i as usize];
+            let Some(n) = sn.node.as_ref() else { continue };
+            let me = sn.addr;
+            let succ = *self.live_addrs.range(me..).nth(1).or_else(|| self.live_addrs.iter().next()).unwrap();
+            let l = n.table().left_of(&me).next().map(|p| p.addr);
+            if l == Some(succ) {
+                continue;
+            }
+            shown += 1;
+            if shown > max {
+                break;
+            }
+            let si = self.index_of(&succ).unwrap();
+            let sn2 = self.nodes[si as usize].node.as_ref().unwrap();
+            eprintln!(
+                "node {i} routable {} connected {} peers {} | true succ {si} joined {:?} routable {} peers {} | my left {:?} | succ knows me {} | succ's right {:?}",
+                n.is_routable(), n.is_connected(), n.table().len(),
+                self.nodes[si as usize].joined, sn2.is_routable(), sn2.table().len(),
+                l.and_then(|a| self.index_of(&a)),
+                sn2.table().get(&me).is_some(),
+                sn2.table().right_of(&succ).next().and_then(|p| self.index_of(&p.addr)),
+            );
+            for p in n.table().left_of(&me).take(3) {
+                eprintln!("    my left peer {:?} types {:?} routable {} near {:?}", self.index_of(&p.addr), p.types, p.routable, p.near.iter().map(|a| self.index_of(a)).collect::<Vec<_>>());
+            }
+            for p in sn2.table().right_of(&succ).take(3) {
+                eprintln!("    succ right peer {:?} types {:?} routable {} near {:?}", self.index_of(&p.addr), p.types, p.routable, p.near.iter().map(|a| self.index_of(a)).collect::<Vec<_>>());
+            }
+        }
     }
 }
