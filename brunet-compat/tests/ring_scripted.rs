@@ -4,14 +4,20 @@ use std::time::Duration;
 
 use brunet_compat::address::{Address, Direction};
 use brunet_compat::ring::{
-    Admission, Config, ConnType, Event, Header, Input, LinkId, LinkKind, Mode, Msg, Node, Output, Payload, Routed,
-    Time,
+    Admission, Config, ConnType, Event, Header, Input, LinkId, LinkKind, Mode, Msg, Node, Output,
+    Payload, Routed, Time,
 };
 
 /// Feeds `msg` to `node` on `link` at `t` ms.
 macro_rules! send {
     ($node:expr, $t:expr, $link:expr, $msg:expr) => {
-        $node.handle_input(Time::from_millis($t), Input::Receive { link: LinkId($link), msg: $msg })
+        $node.handle_input(
+            Time::from_millis($t),
+            Input::Receive {
+                link: LinkId($link),
+                msg: $msg,
+            },
+        )
     };
 }
 
@@ -38,7 +44,12 @@ fn addr(b: u8) -> Address {
 }
 
 fn status(routable: bool, near: Vec<Address>) -> Msg {
-    Msg::Status { routable, wants: true, near, size_log2: 4.0 }
+    Msg::Status {
+        routable,
+        wants: true,
+        near,
+        size_log2: 4.0,
+    }
 }
 
 /// A node at 0x80.. with routable peers at the given first bytes, on links 1, 2, ….
@@ -47,7 +58,16 @@ fn node_with(peers: &[u8]) -> Node {
     n.create_ring();
     for (i, &p) in peers.iter().enumerate() {
         let link = LinkId(i as u64 + 1);
-        n.handle_input(Time::from_millis(1), Input::LinkUp { link, peer: addr(p), kind: LinkKind::Direct, rtt: None, leaf: false });
+        n.handle_input(
+            Time::from_millis(1),
+            Input::LinkUp {
+                link,
+                peer: addr(p),
+                kind: LinkKind::Direct,
+                rtt: None,
+                leaf: false,
+            },
+        );
         send!(n, 1, i as u64 + 1, status(true, vec![]));
     }
     recv!(n);
@@ -56,7 +76,13 @@ fn node_with(peers: &[u8]) -> Node {
 
 fn routed(hops: u16, ttl: u16, dst: Address, mode: Mode) -> Msg {
     Msg::Routed(Routed {
-        hdr: Header { hops, ttl, src: addr(0x01), dst, mode },
+        hdr: Header {
+            hops,
+            ttl,
+            src: addr(0x01),
+            dst,
+            mode,
+        },
         payload: Payload::App(b"hi".to_vec()),
     })
 }
@@ -71,8 +97,26 @@ fn join_of_two_nodes_reaches_a_consistent_ring() {
     let mut na = Node::new(Config::with_seed(1), a, Time::ZERO);
     na.create_ring();
     let mut nb = Node::new(Config::with_seed(2), b, Time::ZERO);
-    na.handle_input(Time::from_millis(10), Input::LinkUp { link: LinkId(1), peer: b, kind: LinkKind::Direct, rtt: None, leaf: false });
-    nb.handle_input(Time::from_millis(10), Input::LinkUp { link: LinkId(1), peer: a, kind: LinkKind::Direct, rtt: None, leaf: true });
+    na.handle_input(
+        Time::from_millis(10),
+        Input::LinkUp {
+            link: LinkId(1),
+            peer: b,
+            kind: LinkKind::Direct,
+            rtt: None,
+            leaf: false,
+        },
+    );
+    nb.handle_input(
+        Time::from_millis(10),
+        Input::LinkUp {
+            link: LinkId(1),
+            peer: a,
+            kind: LinkKind::Direct,
+            rtt: None,
+            leaf: true,
+        },
+    );
     let mut t = 10;
     for _ in 0..40 {
         let (ta, _) = recv!(na);
@@ -100,7 +144,9 @@ fn greedy_forwards_to_the_closest_peer_and_counts_hops() {
     assert!(!delivered(&ev));
     let (link, msg) = &tx[0];
     assert_eq!(*link, 2, "0x40 is closest to 0x42");
-    let Msg::Routed(r) = msg else { panic!("{msg:?}") };
+    let Msg::Routed(r) = msg else {
+        panic!("{msg:?}")
+    };
     assert_eq!(r.hdr.hops, 1);
 }
 
@@ -115,7 +161,13 @@ fn greedy_delivers_at_the_closest_node() {
 
 #[test]
 fn ttl_is_enforced_in_every_mode() {
-    for mode in [Mode::Greedy, Mode::Exact, Mode::Default, Mode::Annealing, Mode::Path] {
+    for mode in [
+        Mode::Greedy,
+        Mode::Exact,
+        Mode::Default,
+        Mode::Annealing,
+        Mode::Path,
+    ] {
         let mut n = node_with(&[0x20, 0x40, 0xc0]);
         send!(n, 5, 3, routed(6, 6, addr(0x30), mode));
         let (tx, ev) = recv!(n);
@@ -174,21 +226,42 @@ fn directional_path_walks_left_and_delivers_each_hop() {
 struct RefuseOdd;
 impl Admission for RefuseOdd {
     fn admit(&mut self, peer: &Address, _: LinkKind, _: ConnType) -> bool {
-        peer.as_bytes()[0] % 2 == 0
+        peer.as_bytes()[0].is_multiple_of(2)
     }
 }
 
 #[test]
 fn admission_policy_refuses_links() {
-    let cfg = Config { admission: Box::new(RefuseOdd), ..Config::with_seed(3) };
+    let cfg = Config {
+        admission: Box::new(RefuseOdd),
+        ..Config::with_seed(3)
+    };
     let mut n = Node::new(cfg, addr(0x80), Time::ZERO);
-    n.handle_input(Time::ZERO, Input::LinkUp { link: LinkId(9), peer: addr(0x21), kind: LinkKind::Direct, rtt: None, leaf: true });
+    n.handle_input(
+        Time::ZERO,
+        Input::LinkUp {
+            link: LinkId(9),
+            peer: addr(0x21),
+            kind: LinkKind::Direct,
+            rtt: None,
+            leaf: true,
+        },
+    );
     let (tx, ev) = recv!(n);
     assert!(tx.is_empty());
     assert!(ev.contains(&Event::CloseLink { link: LinkId(9) }));
     assert!(n.table().is_empty());
     assert_eq!(n.stats().refused, 1);
-    n.handle_input(Time::ZERO, Input::LinkUp { link: LinkId(10), peer: addr(0x22), kind: LinkKind::Direct, rtt: None, leaf: true });
+    n.handle_input(
+        Time::ZERO,
+        Input::LinkUp {
+            link: LinkId(10),
+            peer: addr(0x22),
+            kind: LinkKind::Direct,
+            rtt: None,
+            leaf: true,
+        },
+    );
     assert_eq!(n.table().len(), 1);
 }
 
@@ -196,7 +269,9 @@ fn admission_policy_refuses_links() {
 fn near_links_beyond_the_slack_are_trimmed_after_quiet() {
     // Peers on both sides; with 2 per side + slack 2, the 4th+ on a side is trimmed
     // unless it ranks on the other side.
-    let peers = [0x81, 0x82, 0x83, 0x84, 0x85, 0x86, 0x7f, 0x7e, 0x7d, 0x7c, 0x7b, 0x7a];
+    let peers = [
+        0x81, 0x82, 0x83, 0x84, 0x85, 0x86, 0x7f, 0x7e, 0x7d, 0x7c, 0x7b, 0x7a,
+    ];
     let mut n = node_with(&peers);
     // Make every peer near by hand: they are all "near" while few are known.
     for i in 0..peers.len() {
@@ -204,7 +279,11 @@ fn near_links_beyond_the_slack_are_trimmed_after_quiet() {
     }
     n.handle_input(Time::from_millis(100), Input::Timeout);
     recv!(n);
-    let near_now = n.table().iter().filter(|p| p.types.contains(ConnType::NEAR)).count();
+    let near_now = n
+        .table()
+        .iter()
+        .filter(|p| p.types.contains(ConnType::NEAR))
+        .count();
     assert_eq!(near_now, 4, "2 per side are marked near");
     // No trimming needed here; now a peer marked near drifts out as closer ones join.
     let far = addr(0x86);
@@ -212,14 +291,29 @@ fn near_links_beyond_the_slack_are_trimmed_after_quiet() {
     let t = Duration::from_secs(40).as_millis() as u64;
     n.handle_input(Time::from_millis(t), Input::Timeout);
     let (_, ev) = recv!(n);
-    assert!(ev.iter().all(|e| !matches!(e, Event::CloseLink { .. })), "peers still want the links");
+    assert!(
+        ev.iter().all(|e| !matches!(e, Event::CloseLink { .. })),
+        "peers still want the links"
+    );
 }
 
 #[test]
 fn malformed_bytes_are_counted_not_fatal() {
     let mut n = node_with(&[0x20]);
-    n.handle_input(Time::from_millis(3), Input::ReceiveBytes { link: LinkId(1), bytes: vec![0xff, 0x00, 0x13] });
-    n.handle_input(Time::from_millis(3), Input::ReceiveBytes { link: LinkId(1), bytes: vec![] });
+    n.handle_input(
+        Time::from_millis(3),
+        Input::ReceiveBytes {
+            link: LinkId(1),
+            bytes: vec![0xff, 0x00, 0x13],
+        },
+    );
+    n.handle_input(
+        Time::from_millis(3),
+        Input::ReceiveBytes {
+            link: LinkId(1),
+            bytes: vec![],
+        },
+    );
     assert_eq!(n.stats().malformed, 2);
     send!(n, 4, 77, status(true, vec![]));
     assert_eq!(n.stats().unknown_link, 1);
@@ -228,7 +322,10 @@ fn malformed_bytes_are_counted_not_fatal() {
 #[test]
 fn link_failure_starts_a_relay_offer() {
     let mut n = node_with(&[0x20, 0x40, 0xc0]);
-    n.handle_input(Time::from_millis(10), Input::LinkFailed { peer: addr(0x60) });
+    n.handle_input(
+        Time::from_millis(10),
+        Input::LinkFailed { peer: addr(0x60) },
+    );
     let (tx, _) = recv!(n);
     assert!(tx.is_empty(), "no relay for a link nobody wanted");
     // Want it as a near neighbour, then fail.
@@ -237,9 +334,17 @@ fn link_failure_starts_a_relay_offer() {
     let (_, mut ev) = recv!(n);
     n.handle_input(Time::from_millis(2000), Input::Timeout);
     ev.extend(recv!(n).1);
-    assert!(ev.iter().any(|e| matches!(e, Event::LinkWanted { peer, .. } if *peer == addr(0x30))));
-    n.handle_input(Time::from_millis(2100), Input::LinkFailed { peer: addr(0x30) });
+    assert!(
+        ev.iter()
+            .any(|e| matches!(e, Event::LinkWanted { peer, .. } if *peer == addr(0x30)))
+    );
+    n.handle_input(
+        Time::from_millis(2100),
+        Input::LinkFailed { peer: addr(0x30) },
+    );
     let (tx, _) = recv!(n);
-    let offer = tx.iter().any(|(_, m)| matches!(m, Msg::Routed(r) if matches!(r.payload, Payload::RelayOffer { .. })));
+    let offer = tx.iter().any(
+        |(_, m)| matches!(m, Msg::Routed(r) if matches!(r.payload, Payload::RelayOffer { .. })),
+    );
     assert!(offer, "{tx:?}");
 }

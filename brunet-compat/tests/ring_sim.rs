@@ -44,7 +44,10 @@ fn same_seed_same_bytes() {
 
 #[test]
 fn blocked_pairs_get_relays_and_the_ring_stays_consistent() {
-    let cfg = SimConfig { blocked: 0.3, ..small(80, 3) };
+    let cfg = SimConfig {
+        blocked: 0.3,
+        ..small(80, 3)
+    };
     let r = run(cfg);
     assert!(r.relays_built > 0, "{r:?}");
     // Known gap (docs/ring.md): with 30 % blocked pairs some true neighbours stay
@@ -55,7 +58,13 @@ fn blocked_pairs_get_relays_and_the_ring_stays_consistent() {
 
 #[test]
 fn dht_survives_churn() {
-    let cfg = SimConfig { churn_frac: 0.2, churn_period_s: 40.0, steady_s: 60.0, detect_s: (5.0, 10.0), ..small(100, 9) };
+    let cfg = SimConfig {
+        churn_frac: 0.2,
+        churn_period_s: 40.0,
+        steady_s: 60.0,
+        detect_s: (5.0, 10.0),
+        ..small(100, 9)
+    };
     let r = run(cfg);
     assert!(r.departures >= 15, "{}", r.departures);
     assert!(r.dht_get_success >= 0.9, "{}", r.dht_get_success);

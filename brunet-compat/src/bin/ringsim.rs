@@ -31,7 +31,10 @@ struct Args {
 
 fn parse(argv: &[String]) -> Result<Args, String> {
     let mut it = argv.iter();
-    let cmd = it.next().cloned().ok_or("usage: ringsim run|sweep|relay [options]")?;
+    let cmd = it
+        .next()
+        .cloned()
+        .ok_or("usage: ringsim run|sweep|relay [options]")?;
     let mut a = Args {
         cmd,
         cfg: SimConfig::default(),
@@ -68,7 +71,10 @@ fn parse(argv: &[String]) -> Result<Args, String> {
                 a.cfg.latency = Latency::Matrix(parse_matrix(&text)?);
             }
             "--shortcut-factor" => a.cfg.shortcuts = ShortcutCount::Log2 { factor: f(v()?)? },
-            "--shortcuts" => a.cfg.shortcuts = ShortcutCount::Fixed(v()?.parse().map_err(|e| format!("{k}: {e}"))?),
+            "--shortcuts" => {
+                a.cfg.shortcuts =
+                    ShortcutCount::Fixed(v()?.parse().map_err(|e| format!("{k}: {e}"))?)
+            }
             "--relay-select" => {
                 a.cfg.relay_select = match v()?.as_str() {
                     "latency" => RelaySelect::Latency,
@@ -165,7 +171,10 @@ fn cmd_sweep(a: Args) -> Result<(), String> {
     let mut rows = Vec::new();
     for &n in &a.sizes {
         let wall = std::time::Instant::now();
-        let cfg = SimConfig { nodes: n, ..a.cfg.clone() };
+        let cfg = SimConfig {
+            nodes: n,
+            ..a.cfg.clone()
+        };
         let (r, _) = run_one(cfg);
         eprintln!(
             "N={n}: hops {:.2} (p99 {}), target {:.2}, lookups {:.4}, consistent {:.4}, wall {:.1} s, RSS {:.0} MB",
@@ -193,16 +202,35 @@ fn cmd_sweep(a: Args) -> Result<(), String> {
             })
         })
         .collect();
-    write(&out.join("sweep.json"), &(serde_json::to_string_pretty(&summary).map_err(|e| e.to_string())? + "\n"))?;
-    let pts = |f: fn(&Report) -> f64| rows.iter().map(|r| (r.nodes as f64, f(r))).collect::<Vec<_>>();
+    write(
+        &out.join("sweep.json"),
+        &(serde_json::to_string_pretty(&summary).map_err(|e| e.to_string())? + "\n"),
+    )?;
+    let pts = |f: fn(&Report) -> f64| {
+        rows.iter()
+            .map(|r| (r.nodes as f64, f(r)))
+            .collect::<Vec<_>>()
+    };
     let hops = line_chart(
         "Greedy lookup hops vs N",
         "nodes (log scale)",
         "hops",
         &[
-            Series { name: "mean".into(), points: pts(|r| r.hops_mean), dashed: false },
-            Series { name: "p99".into(), points: pts(|r| f64::from(r.hops_p99)), dashed: false },
-            Series { name: "0.5·log2 N + 1".into(), points: pts(|r| r.hops_target), dashed: true },
+            Series {
+                name: "mean".into(),
+                points: pts(|r| r.hops_mean),
+                dashed: false,
+            },
+            Series {
+                name: "p99".into(),
+                points: pts(|r| f64::from(r.hops_p99)),
+                dashed: false,
+            },
+            Series {
+                name: "0.5·log2 N + 1".into(),
+                points: pts(|r| r.hops_target),
+                dashed: true,
+            },
         ],
         true,
     );
@@ -211,7 +239,11 @@ fn cmd_sweep(a: Args) -> Result<(), String> {
         "Maintenance messages per node per second",
         "nodes (log scale)",
         "msgs / node / s",
-        &[Series { name: "maintenance".into(), points: pts(|r| r.maintenance_per_node_s), dashed: false }],
+        &[Series {
+            name: "maintenance".into(),
+            points: pts(|r| r.maintenance_per_node_s),
+            dashed: false,
+        }],
         true,
     );
     write(&out.join("maintenance-vs-n.svg"), &cost)?;
@@ -219,7 +251,11 @@ fn cmd_sweep(a: Args) -> Result<(), String> {
         "Core memory per known peer",
         "nodes (log scale)",
         "bytes",
-        &[Series { name: "bytes / peer".into(), points: pts(|r| r.memory_per_peer), dashed: false }],
+        &[Series {
+            name: "bytes / peer".into(),
+            points: pts(|r| r.memory_per_peer),
+            dashed: false,
+        }],
         true,
     );
     write(&out.join("memory-vs-n.svg"), &mem)?;
@@ -239,17 +275,32 @@ fn cmd_relay(a: Args) -> Result<(), String> {
         };
         let (_, mut sim) = run_one(cfg);
         let (direct, relay, overlay) = sim.relay_experiment(2000);
-        let better = if overlay > 0.0 { 1.0 - relay / overlay } else { 0.0 };
-        eprintln!("N={n}: direct {direct:.1} ms, relay {relay:.1} ms, overlay {overlay:.1} ms, relay better by {:.0}%", better * 100.0);
+        let better = if overlay > 0.0 {
+            1.0 - relay / overlay
+        } else {
+            0.0
+        };
+        eprintln!(
+            "N={n}: direct {direct:.1} ms, relay {relay:.1} ms, overlay {overlay:.1} ms, relay better by {:.0}%",
+            better * 100.0
+        );
         rows.push(serde_json::json!({
             "nodes": n, "direct_ms": direct, "relay_ms": relay, "overlay_ms": overlay,
             "relay_better_than_overlay": (better * 1e4).round() / 1e4,
         }));
     }
-    write(&out.join("relay.json"), &(serde_json::to_string_pretty(&rows).map_err(|e| e.to_string())? + "\n"))?;
+    write(
+        &out.join("relay.json"),
+        &(serde_json::to_string_pretty(&rows).map_err(|e| e.to_string())? + "\n"),
+    )?;
     let col = |k: &str| {
         rows.iter()
-            .map(|r| (r["nodes"].as_f64().unwrap_or(0.0), r[k].as_f64().unwrap_or(0.0)))
+            .map(|r| {
+                (
+                    r["nodes"].as_f64().unwrap_or(0.0),
+                    r[k].as_f64().unwrap_or(0.0),
+                )
+            })
             .collect::<Vec<_>>()
     };
     let svg = line_chart(
@@ -257,9 +308,21 @@ fn cmd_relay(a: Args) -> Result<(), String> {
         "nodes (log scale)",
         "one-way latency, ms",
         &[
-            Series { name: "direct".into(), points: col("direct_ms"), dashed: true },
-            Series { name: "two-hop relay".into(), points: col("relay_ms"), dashed: false },
-            Series { name: "overlay (greedy)".into(), points: col("overlay_ms"), dashed: false },
+            Series {
+                name: "direct".into(),
+                points: col("direct_ms"),
+                dashed: true,
+            },
+            Series {
+                name: "two-hop relay".into(),
+                points: col("relay_ms"),
+                dashed: false,
+            },
+            Series {
+                name: "overlay (greedy)".into(),
+                points: col("overlay_ms"),
+                dashed: false,
+            },
         ],
         true,
     );

@@ -48,7 +48,9 @@ impl Node {
         if inside.len() > MAX_FANOUT {
             // Keep the nearest and an even spread of the others.
             let step = inside.len() as f64 / MAX_FANOUT as f64;
-            inside = (0..MAX_FANOUT).map(|i| inside[(i as f64 * step) as usize]).collect();
+            inside = (0..MAX_FANOUT)
+                .map(|i| inside[(i as f64 * step) as usize])
+                .collect();
         }
         for (i, a) in inside.iter().enumerate() {
             let sub_end = inside.get(i + 1).copied().unwrap_or(end);

@@ -31,7 +31,12 @@ impl DhtStore {
     pub(crate) fn heap_bytes(&self) -> usize {
         self.map
             .values()
-            .map(|v| 64 + v.iter().map(|s| 48 + s.value.len() + s.sig.len()).sum::<usize>())
+            .map(|v| {
+                64 + v
+                    .iter()
+                    .map(|s| 48 + s.value.len() + s.sig.len())
+                    .sum::<usize>()
+            })
             .sum()
     }
 }
@@ -91,7 +96,8 @@ impl Node {
                     .map(|s| DhtValue {
                         value: s.value.clone(),
                         sig: s.sig.clone(),
-                        ttl_s: u32::try_from(s.expires.saturating_since(now).as_secs()).unwrap_or(u32::MAX),
+                        ttl_s: u32::try_from(s.expires.saturating_since(now).as_secs())
+                            .unwrap_or(u32::MAX),
                     })
                     .collect()
             })
@@ -161,7 +167,11 @@ impl Node {
             return;
         }
         let now_set = self.near.current.clone();
-        let fresh: Vec<Address> = now_set.iter().filter(|a| !prev.contains(a)).copied().collect();
+        let fresh: Vec<Address> = now_set
+            .iter()
+            .filter(|a| !prev.contains(a))
+            .copied()
+            .collect();
         let lost_one = prev.iter().any(|a| !now_set.contains(a));
         if fresh.is_empty() && !lost_one {
             return;

@@ -53,9 +53,11 @@ pub mod table;
 pub mod time;
 mod timer;
 
-pub use config::{AcceptAll, AdmitAll, Admission, Config, DhtValidator, RelaySelect, ShortcutCount};
+pub use config::{
+    AcceptAll, Admission, AdmitAll, Config, DhtValidator, RelaySelect, ShortcutCount,
+};
 pub use io::{Event, Input, Output, RequestId, Transmit};
-pub use msg::{DhtValue, Header, Mode, Msg, NeighbourInfo, Payload, Req, Rsp, Routed};
+pub use msg::{DhtValue, Header, Mode, Msg, NeighbourInfo, Payload, Req, Routed, Rsp};
 pub use node::Node;
 pub use stats::Stats;
 pub use table::{ConnType, LinkId, LinkKind, Path, Peer, Table};

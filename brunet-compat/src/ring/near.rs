@@ -68,7 +68,8 @@ impl Default for NearState {
 
 impl NearState {
     pub(crate) fn heap_bytes(&self) -> usize {
-        (self.current.capacity() + self.hints.capacity() + self.last_sent.capacity()) * std::mem::size_of::<Address>()
+        (self.current.capacity() + self.hints.capacity() + self.last_sent.capacity())
+            * std::mem::size_of::<Address>()
     }
 }
 
@@ -89,8 +90,16 @@ impl Node {
         }
         cands.sort();
         cands.dedup();
-        let kth_left = self.table.left_of(&me).nth(k - 1).map(|p| me.left_distance_to(&p.addr));
-        let kth_right = self.table.right_of(&me).nth(k - 1).map(|p| me.right_distance_to(&p.addr));
+        let kth_left = self
+            .table
+            .left_of(&me)
+            .nth(k - 1)
+            .map(|p| me.left_distance_to(&p.addr));
+        let kth_right = self
+            .table
+            .right_of(&me)
+            .nth(k - 1)
+            .map(|p| me.right_distance_to(&p.addr));
         for c in cands {
             if c == me
                 || self.table.get(&c).is_some()
@@ -108,8 +117,18 @@ impl Node {
 
         // Rank what we have.
         let left: Vec<Address> = self.table.left_of(&me).take(keep).map(|p| p.addr).collect();
-        let right: Vec<Address> = self.table.right_of(&me).take(keep).map(|p| p.addr).collect();
-        let mut set: Vec<Address> = left.iter().take(k).chain(right.iter().take(k)).copied().collect();
+        let right: Vec<Address> = self
+            .table
+            .right_of(&me)
+            .take(keep)
+            .map(|p| p.addr)
+            .collect();
+        let mut set: Vec<Address> = left
+            .iter()
+            .take(k)
+            .chain(right.iter().take(k))
+            .copied()
+            .collect();
         set.sort();
         set.dedup();
         for a in &set {
@@ -130,14 +149,20 @@ impl Node {
 
         // Join through a leaf while no routable peer is known.
         let any_routable = self.table.iter().any(|p| p.routable);
-        if !self.near.routable && !any_routable && !self.table.is_empty() && now >= self.near.next_join {
+        if !self.near.routable
+            && !any_routable
+            && !self.table.is_empty()
+            && now >= self.near.next_join
+        {
             self.send_join();
             self.near.next_join = now + self.cfg.seek_interval.mul_f64(2.0 + self.uniform());
         }
 
         // Routable once a ring member sits among our nearest on both sides.
         let routable_in = |v: &[Address]| {
-            v.iter().take(k).any(|a| self.table.get(a).is_some_and(|p| p.routable))
+            v.iter()
+                .take(k)
+                .any(|a| self.table.get(a).is_some_and(|p| p.routable))
         };
         // Once routable, a node stays so: demoting on a momentary lack of routable
         // peers made two-node rings flap.
@@ -159,7 +184,11 @@ impl Node {
             {
                 if (!ok || have < k) && now >= self.near.next_probe[i] {
                     self.send_probe(dir, k);
-                    let wait = self.near.backoff.max(self.cfg.seek_interval).mul_f64(1.0 + self.uniform());
+                    let wait = self
+                        .near
+                        .backoff
+                        .max(self.cfg.seek_interval)
+                        .mul_f64(1.0 + self.uniform());
                     self.near.next_probe[i] = now + wait;
                 }
             }
@@ -176,7 +205,8 @@ impl Node {
             self.dht_repair(&prev);
         }
         if self.near.status_all || self.near_list() != self.near.last_sent {
-            self.timers.set_min(Timer::Status, now + self.cfg.status_debounce);
+            self.timers
+                .set_min(Timer::Status, now + self.cfg.status_debounce);
         }
         self.estimate_size(&left, &right, k);
 
@@ -216,8 +246,8 @@ impl Node {
     /// averaged in log space with what the near peers estimate.
     fn estimate_size(&mut self, left: &[Address], right: &[Address], k: usize) {
         let me = self.me;
-        let lk = left.iter().take(k).last();
-        let rk = right.iter().take(k).last();
+        let lk = left.get(left.len().min(k).wrapping_sub(1));
+        let rk = right.get(right.len().min(k).wrapping_sub(1));
         let count = left.len().min(k) + right.len().min(k);
         let span = lk.map_or(0.0, |a| me.left_distance_to(a).to_f64())
             + rk.map_or(0.0, |a| me.right_distance_to(a).to_f64());
@@ -291,7 +321,11 @@ impl Node {
             self.send_status(&t);
         }
         if periodic {
-            self.near.next_refresh = now + self.cfg.status_interval.mul_f64(0.75 + 0.5 * self.uniform());
+            self.near.next_refresh = now
+                + self
+                    .cfg
+                    .status_interval
+                    .mul_f64(0.75 + 0.5 * self.uniform());
         }
         self.timers.set(Timer::Status, self.near.next_refresh);
     }
@@ -364,7 +398,13 @@ impl Node {
     }
 
     /// The answer to our connect-to-me: link to the responder.
-    pub(crate) fn ctm_reply(&mut self, src: Address, token: u32, kind: ConnType, near: Vec<Address>) {
+    pub(crate) fn ctm_reply(
+        &mut self,
+        src: Address,
+        token: u32,
+        kind: ConnType,
+        near: Vec<Address>,
+    ) {
         if src == self.me {
             return;
         }
@@ -381,13 +421,17 @@ impl Node {
     /// Releases leaf links once the ring holds us.
     pub(crate) fn leaf_tick(&mut self) {
         if !self.near.connected {
-            self.timers.set(Timer::Leaf, self.now + Duration::from_secs(30));
+            self.timers
+                .set(Timer::Leaf, self.now + Duration::from_secs(30));
             return;
         }
         let leaves: Vec<Address> = self
             .table
             .iter()
-            .filter(|p| p.types.contains(ConnType::LEAF) && self.now.saturating_since(p.since) >= self.cfg.leaf_hold)
+            .filter(|p| {
+                p.types.contains(ConnType::LEAF)
+                    && self.now.saturating_since(p.since) >= self.cfg.leaf_hold
+            })
             .map(|p| p.addr)
             .collect();
         for a in leaves {

@@ -85,10 +85,13 @@ impl Node {
             left: false,
         };
         let jitter = node.jitter(node.cfg.shortcut_interval);
-        node.timers.set(Timer::Near, now + Duration::from_millis(100));
+        node.timers
+            .set(Timer::Near, now + Duration::from_millis(100));
         node.timers.set(Timer::Shortcut, now + jitter);
-        node.timers.set(Timer::OnDemand, now + Duration::from_secs(60) + jitter);
-        node.timers.set(Timer::Dht, now + Duration::from_secs(60) + jitter);
+        node.timers
+            .set(Timer::OnDemand, now + Duration::from_secs(60) + jitter);
+        node.timers
+            .set(Timer::Dht, now + Duration::from_secs(60) + jitter);
         node
     }
 
@@ -273,7 +276,13 @@ impl Node {
     }
 
     /// Adds a fresh table entry, tells the peer our status and schedules upkeep.
-    pub(crate) fn insert_peer(&mut self, addr: Address, path: Path, reasons: ConnType, rtt_us: u32) {
+    pub(crate) fn insert_peer(
+        &mut self,
+        addr: Address,
+        path: Path,
+        reasons: ConnType,
+        rtt_us: u32,
+    ) {
         let now = self.now;
         self.lost.retain(|(a, _)| *a != addr);
         self.table.insert(Peer {
@@ -294,8 +303,10 @@ impl Node {
         self.send_status(&addr);
         self.timers.set_min(Timer::Near, now);
         if reasons.contains(ConnType::LEAF) {
-            self.timers
-                .set_min(Timer::Leaf, now + self.cfg.leaf_hold.max(Duration::from_secs(1)));
+            self.timers.set_min(
+                Timer::Leaf,
+                now + self.cfg.leaf_hold.max(Duration::from_secs(1)),
+            );
         }
     }
 
@@ -385,7 +396,11 @@ impl Node {
         p.routable = routable;
         p.remote_wants = wants;
         p.near = near;
-        p.size_log2 = if size_log2.is_finite() { size_log2.clamp(0.0, 160.0) } else { f32::NAN };
+        p.size_log2 = if size_log2.is_finite() {
+            size_log2.clamp(0.0, 160.0)
+        } else {
+            f32::NAN
+        };
         if changed {
             // Coalesce a burst of announcements into one near check.
             self.timers.set_min(Timer::Near, self.now + NEAR_COALESCE);
@@ -448,7 +463,8 @@ impl Node {
         self.pending.retain(|p| p.deadline > now);
         self.relay_expire();
         let lost_memory = self.cfg.lost_memory;
-        self.lost.retain(|(_, t)| now.saturating_since(*t) < lost_memory);
+        self.lost
+            .retain(|(_, t)| now.saturating_since(*t) < lost_memory);
         let next = self
             .pending
             .iter()

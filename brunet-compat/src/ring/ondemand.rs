@@ -97,7 +97,9 @@ impl Node {
         let stale: Vec<Address> = self
             .table
             .iter()
-            .filter(|p| p.types.contains(ConnType::ONDEMAND) && now.saturating_since(p.last_used) >= idle)
+            .filter(|p| {
+                p.types.contains(ConnType::ONDEMAND) && now.saturating_since(p.last_used) >= idle
+            })
             .map(|p| p.addr)
             .collect();
         for a in stale {
@@ -105,6 +107,7 @@ impl Node {
         }
         // Overlap links outlive their relay edges only until this sweep.
         self.relay_expire();
-        self.timers.set(Timer::OnDemand, now + Duration::from_secs(60));
+        self.timers
+            .set(Timer::OnDemand, now + Duration::from_secs(60));
     }
 }

@@ -65,7 +65,12 @@ impl Node {
     /// selection.
     fn direct_infos(&self) -> Vec<NeighbourInfo> {
         let now = self.now;
-        let mut v: Vec<NeighbourInfo> = self.table.iter().filter(|p| p.is_direct()).map(|p| p.info(now)).collect();
+        let mut v: Vec<NeighbourInfo> = self
+            .table
+            .iter()
+            .filter(|p| p.is_direct())
+            .map(|p| p.info(now))
+            .collect();
         self.rank(&mut v);
         v.truncate(MAX_OFFER);
         v
@@ -73,7 +78,9 @@ impl Node {
 
     fn rank(&self, v: &mut [NeighbourInfo]) {
         match self.cfg.relay_select {
-            RelaySelect::Latency => v.sort_by_key(|n| (if n.rtt_us == 0 { u32::MAX } else { n.rtt_us }, n.addr)),
+            RelaySelect::Latency => {
+                v.sort_by_key(|n| (if n.rtt_us == 0 { u32::MAX } else { n.rtt_us }, n.addr))
+            }
             RelaySelect::Age => v.sort_by_key(|n| (std::cmp::Reverse(n.age_ms), n.addr)),
         }
     }
@@ -99,11 +106,21 @@ impl Node {
             self.table.iter().next().map(|p| p.addr)
         };
         let neighbours = self.direct_infos();
-        self.originate(peer, super::msg::Mode::Exact, Payload::RelayOffer { via, neighbours }, false);
+        self.originate(
+            peer,
+            super::msg::Mode::Exact,
+            Payload::RelayOffer { via, neighbours },
+            false,
+        );
     }
 
     /// A node that cannot reach us directly offers its neighbours.
-    pub(crate) fn relay_offer(&mut self, src: Address, via: Option<Address>, theirs: Vec<NeighbourInfo>) {
+    pub(crate) fn relay_offer(
+        &mut self,
+        src: Address,
+        via: Option<Address>,
+        theirs: Vec<NeighbourInfo>,
+    ) {
         let now = self.now;
         let mut best: Option<(u64, Address)> = None;
         for t in theirs.iter().take(MAX_OFFER) {
@@ -112,11 +129,18 @@ impl Node {
             };
             let score = match self.cfg.relay_select {
                 RelaySelect::Latency => {
-                    let r = |x: u32| if x == 0 { u64::from(u32::MAX) } else { u64::from(x) };
+                    let r = |x: u32| {
+                        if x == 0 {
+                            u64::from(u32::MAX)
+                        } else {
+                            u64::from(x)
+                        }
+                    };
                     r(t.rtt_us) + r(mine.rtt_us)
                 }
                 RelaySelect::Age => {
-                    let age = u64::from(t.age_ms).min(now.saturating_since(mine.since).as_millis() as u64);
+                    let age = u64::from(t.age_ms)
+                        .min(now.saturating_since(mine.since).as_millis() as u64);
                     u64::MAX - age
                 }
             };
@@ -126,11 +150,23 @@ impl Node {
         }
         let neighbours = self.direct_infos();
         let forwarder = best.map(|(_, a)| a);
-        self.reply(src, via, Payload::RelayAnswer { forwarder, neighbours });
+        self.reply(
+            src,
+            via,
+            Payload::RelayAnswer {
+                forwarder,
+                neighbours,
+            },
+        );
     }
 
     /// The answer to our offer.
-    pub(crate) fn relay_answer(&mut self, src: Address, forwarder: Option<Address>, mut theirs: Vec<NeighbourInfo>) {
+    pub(crate) fn relay_answer(
+        &mut self,
+        src: Address,
+        forwarder: Option<Address>,
+        mut theirs: Vec<NeighbourInfo>,
+    ) {
         let Some(i) = self.relay.attempts.iter().position(|a| a.peer == src) else {
             return;
         };
@@ -147,7 +183,8 @@ impl Node {
         let mut cands: Vec<Address> = theirs.iter().map(|n| n.addr).take(MAX_CANDIDATES).collect();
         cands.reverse();
         self.relay.attempts[i].candidates = cands;
-        self.relay.attempts[i].deadline = self.now + self.cfg.link_timeout + self.cfg.request_timeout;
+        self.relay.attempts[i].deadline =
+            self.now + self.cfg.link_timeout + self.cfg.request_timeout;
         self.relay_next_candidate(i);
     }
 
@@ -171,7 +208,12 @@ impl Node {
 
     /// A link came up: relay attempts waiting for it as an overlap can finish.
     pub(crate) fn relay_forwarder_up(&mut self, f: Address) {
-        while let Some(i) = self.relay.attempts.iter().position(|a| a.waiting_on == Some(f)) {
+        while let Some(i) = self
+            .relay
+            .attempts
+            .iter()
+            .position(|a| a.waiting_on == Some(f))
+        {
             if !self.table.get(&f).is_some_and(|p| p.is_direct()) {
                 self.relay_next_candidate(i);
                 continue;
@@ -183,7 +225,12 @@ impl Node {
 
     /// The overlap link to `f` could not be made.
     pub(crate) fn relay_forwarder_failed(&mut self, f: Address) {
-        while let Some(i) = self.relay.attempts.iter().position(|a| a.waiting_on == Some(f)) {
+        while let Some(i) = self
+            .relay
+            .attempts
+            .iter()
+            .position(|a| a.waiting_on == Some(f))
+        {
             self.relay.attempts[i].waiting_on = None;
             self.relay_next_candidate(i);
         }
@@ -194,7 +241,11 @@ impl Node {
             self.add_reason(&peer, reasons);
             return;
         }
-        let through = self.table.iter().filter(|p| p.path == Path::Relay { via: f }).count();
+        let through = self
+            .table
+            .iter()
+            .filter(|p| p.path == Path::Relay { via: f })
+            .count();
         if through >= self.cfg.relay_max_per_forwarder {
             self.stats.relay_refused += 1;
             return;
@@ -228,7 +279,9 @@ impl Node {
             .iter()
             .filter(|p| p.types.contains(ConnType::OVERLAP))
             .map(|p| p.addr)
-            .filter(|a| !self.relay_uses(a) && !self.relay.attempts.iter().any(|t| t.waiting_on == Some(*a)))
+            .filter(|a| {
+                !self.relay_uses(a) && !self.relay.attempts.iter().any(|t| t.waiting_on == Some(*a))
+            })
             .collect();
         for a in idle {
             self.clear_reason(&a, ConnType::OVERLAP);
@@ -243,7 +296,11 @@ impl Node {
     /// As a forwarder: pass `inner` from `from` to our direct neighbour `to`.
     pub(crate) fn relay_forward(&mut self, from: Address, to: Address, inner: Msg) {
         let ok_from = self.table.get(&from).is_some_and(|p| p.is_direct());
-        let link_to = self.table.get(&to).filter(|p| p.is_direct()).and_then(|p| p.link());
+        let link_to = self
+            .table
+            .get(&to)
+            .filter(|p| p.is_direct())
+            .and_then(|p| p.link());
         let nested = matches!(inner, Msg::RelayFwd { .. } | Msg::RelayDel { .. });
         let (Some(link), true, false) = (link_to, ok_from, nested) else {
             self.stats.relay_refused += 1;
@@ -255,7 +312,13 @@ impl Node {
             return;
         }
         self.stats.relayed += 1;
-        self.transmit(link, Msg::RelayDel { from, inner: Box::new(inner) });
+        self.transmit(
+            link,
+            Msg::RelayDel {
+                from,
+                inner: Box::new(inner),
+            },
+        );
     }
 
     fn quota_ok(&mut self, src: Address, inner: &Msg) -> bool {
@@ -268,7 +331,9 @@ impl Node {
             _ => 64,
         };
         let window = Duration::from_secs(1);
-        self.relay.quotas.retain(|q| now.saturating_since(q.window) < window);
+        self.relay
+            .quotas
+            .retain(|q| now.saturating_since(q.window) < window);
         let q = match self.relay.quotas.iter_mut().find(|q| q.src == src) {
             Some(q) => q,
             None => {
@@ -301,7 +366,11 @@ impl Node {
             return;
         }
         if self.table.get(&src).is_none() {
-            if !self.cfg.admission.admit(&src, LinkKind::Relay, ConnType::NONE) {
+            if !self
+                .cfg
+                .admission
+                .admit(&src, LinkKind::Relay, ConnType::NONE)
+            {
                 self.stats.refused += 1;
                 return;
             }
@@ -316,7 +385,11 @@ impl Node {
 
     /// Forwarder `f` cannot reach `peer` any more.
     pub(crate) fn relay_gone(&mut self, f: Address, peer: Address) {
-        if self.table.get(&peer).is_some_and(|p| p.path == Path::Relay { via: f }) {
+        if self
+            .table
+            .get(&peer)
+            .is_some_and(|p| p.path == Path::Relay { via: f })
+        {
             self.forget_peer(&peer);
         }
     }

@@ -44,7 +44,14 @@ impl Node {
 
     /// Stores `value` under `key` for `ttl_s` seconds at the key's owner and its
     /// replicas; `sig` is checked by the validator hook. Answered by [`Event::DhtPutDone`].
-    pub fn dht_put(&mut self, now: Time, key: Address, value: Vec<u8>, ttl_s: u32, sig: Vec<u8>) -> RequestId {
+    pub fn dht_put(
+        &mut self,
+        now: Time,
+        key: Address,
+        value: Vec<u8>,
+        ttl_s: u32,
+        sig: Vec<u8>,
+    ) -> RequestId {
         self.start_request(now, key, Req::Put(DhtValue { value, sig, ttl_s }))
     }
 

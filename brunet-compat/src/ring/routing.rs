@@ -57,7 +57,13 @@ impl Node {
 
     /// Starts a routed message from here. With `random_first`, the first hop is a random
     /// neighbour closer to `dst` than we are (request retries route around dead nodes).
-    pub(crate) fn originate(&mut self, dst: Address, mode: Mode, payload: Payload, random_first: bool) {
+    pub(crate) fn originate(
+        &mut self,
+        dst: Address,
+        mode: Mode,
+        payload: Payload,
+        random_first: bool,
+    ) {
         let r = Routed {
             hdr: Header {
                 hops: 0,
@@ -197,7 +203,11 @@ impl Node {
         let me = self.me;
         let next = match dir {
             Direction::Left => self.table.left_of(&me).find(|p| p.routable).map(|p| p.addr),
-            Direction::Right => self.table.right_of(&me).find(|p| p.routable).map(|p| p.addr),
+            Direction::Right => self
+                .table
+                .right_of(&me)
+                .find(|p| p.routable)
+                .map(|p| p.addr),
         };
         match next {
             Some(n) if Some(n) != from || r.hdr.mode == Mode::Path => self.forward(n, r),

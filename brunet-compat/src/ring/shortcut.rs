@@ -55,13 +55,18 @@ impl Node {
     pub fn shortcut_count(&self) -> usize {
         self.table
             .iter()
-            .filter(|p| p.types.contains(ConnType::SHORTCUT) && !self.near.current.contains(&p.addr))
+            .filter(|p| {
+                p.types.contains(ConnType::SHORTCUT) && !self.near.current.contains(&p.addr)
+            })
             .count()
     }
 
     pub(crate) fn shortcut_tick(&mut self) {
         let now = self.now;
-        let wait = self.cfg.shortcut_interval.mul_f64(0.75 + 0.5 * self.uniform());
+        let wait = self
+            .cfg
+            .shortcut_interval
+            .mul_f64(0.75 + 0.5 * self.uniform());
         self.timers.set(Timer::Shortcut, now + wait);
         self.sc.inflight.retain(|f| f.deadline > now);
         if !self.near.routable {
@@ -86,7 +91,8 @@ impl Node {
             self.timers.set(Timer::Shortcut, now + wait);
         }
         if have + inflight < desired {
-            let n = (desired - have - inflight).min(self.cfg.shortcut_parallel.saturating_sub(inflight));
+            let n = (desired - have - inflight)
+                .min(self.cfg.shortcut_parallel.saturating_sub(inflight));
             for _ in 0..n {
                 self.draw_shortcut();
             }
@@ -94,7 +100,9 @@ impl Node {
             let ours: Vec<Address> = self
                 .table
                 .iter()
-                .filter(|p| p.types.contains(ConnType::SHORTCUT) && !self.near.current.contains(&p.addr))
+                .filter(|p| {
+                    p.types.contains(ConnType::SHORTCUT) && !self.near.current.contains(&p.addr)
+                })
                 .map(|p| p.addr)
                 .collect();
             let a = ours[self.below(ours.len())];

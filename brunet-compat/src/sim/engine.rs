@@ -1,4 +1,7 @@
 //! The event loop: nodes, links, the queue, churn and workload.
+//!
+//! Hash maps here are only looked up, never iterated, so they cannot break determinism.
+#![allow(clippy::disallowed_types)]
 
 use std::cmp::Reverse;
 use std::collections::{BTreeSet, BinaryHeap, HashMap};
@@ -9,7 +12,8 @@ use rand_core::{RngCore, SeedableRng};
 
 use crate::address::Address;
 use crate::ring::{
-    Config, Event, Input, LinkId, LinkKind, Msg, Node, Output, RelaySelect, RequestId, ShortcutCount, Time,
+    Config, Event, Input, LinkId, LinkKind, Msg, Node, Output, RelaySelect, RequestId,
+    ShortcutCount, Time,
 };
 
 use super::metrics::Metrics;
@@ -251,7 +255,11 @@ impl Sim {
     fn push(&mut self, at: Time, ev: Ev) {
         self.seq += 1;
         let at = at.max(self.now);
-        self.queue.push(Reverse(Sched { at, seq: self.seq, ev }));
+        self.queue.push(Reverse(Sched {
+            at,
+            seq: self.seq,
+            ev,
+        }));
     }
 
     pub(crate) fn uniform(&mut self) -> f64 {
@@ -294,7 +302,13 @@ impl Sim {
             }
             Ev::Deliver { to, link, msg } => {
                 if self.links[link as usize].state == LinkState::Up {
-                    self.input(to, Input::Receive { link: LinkId(link), msg: *msg });
+                    self.input(
+                        to,
+                        Input::Receive {
+                            link: LinkId(link),
+                            msg: *msg,
+                        },
+                    );
                 }
             }
             Ev::LinkUp(l) => self.link_up(l),
@@ -396,20 +410,30 @@ impl Sim {
                 self.metrics.maintenance_msgs += 1;
             }
             *self.metrics.kinds.entry(kind_of(&msg)).or_default() += 1;
-
         }
         if self.cfg.loss > 0.0 && self.uniform() < self.cfg.loss {
             return;
         }
         let lat = Duration::from_micros(self.net.one_way_us(from as usize, to as usize));
-        self.push(self.now + lat, Ev::Deliver { to, link, msg: Box::new(msg) });
+        self.push(
+            self.now + lat,
+            Ev::Deliver {
+                to,
+                link,
+                msg: Box::new(msg),
+            },
+        );
     }
 
     fn event(&mut self, i: u32, e: Event) {
         match e {
             Event::LinkWanted { peer, .. } => self.link_wanted(i, peer, None),
             Event::CloseLink { link } => self.close_link(link.0),
-            Event::LookupDone { id, result, attempts } => self.lookup_done(i, id, result, attempts),
+            Event::LookupDone {
+                id,
+                result,
+                attempts,
+            } => self.lookup_done(i, id, result, attempts),
             Event::DhtPutDone { id, ok } => self.put_done(i, id, ok),
             Event::DhtGetDone { id, values } => self.get_done(i, id, values),
             Event::RelayUp { .. } => self.metrics.relays_built += 1,
@@ -545,7 +569,10 @@ impl Sim {
         let start = self.below(n);
         for k in 0..n {
             let j = self.live[(start + k) % n];
-            let routable = self.nodes[j as usize].node.as_ref().is_some_and(|n| n.is_routable());
+            let routable = self.nodes[j as usize]
+                .node
+                .as_ref()
+                .is_some_and(|n| n.is_routable());
             if j != i && routable && !self.net.is_blocked(i as usize, j as usize) {
                 let peer = self.nodes[j as usize].addr;
                 self.link_wanted(i, peer, Some(i));
@@ -562,7 +589,11 @@ impl Sim {
             .copied()
             .filter(|&i| {
                 let sn = &self.nodes[i as usize];
-                sn.links.is_empty() && sn.node.as_ref().is_some_and(|n| !n.is_routable() && n.table().is_empty())
+                sn.links.is_empty()
+                    && sn
+                        .node
+                        .as_ref()
+                        .is_some_and(|n| !n.is_routable() && n.table().is_empty())
             })
             .collect();
         for i in isolated {
@@ -595,7 +626,13 @@ impl Sim {
             self.nodes[other as usize].links.retain(|&k| k != l);
             let (lo, hi) = self.cfg.detect_s;
             let d = lo + (hi - lo) * self.uniform();
-            self.push(self.now + secs(d), Ev::LinkDown { node: other, link: l });
+            self.push(
+                self.now + secs(d),
+                Ev::LinkDown {
+                    node: other,
+                    link: l,
+                },
+            );
         }
         let sn = &mut self.nodes[i as usize];
         sn.node = None;
@@ -647,7 +684,9 @@ impl Sim {
         let Some(i) = self.warm_node() else { return };
         let key = self.random_addr();
         let now = self.now;
-        let Some(n) = self.nodes[i as usize].node.as_mut() else { return };
+        let Some(n) = self.nodes[i as usize].node.as_mut() else {
+            return;
+        };
         let id = n.lookup(now, key);
         self.work.insert((i, id.0), Work::Lookup { key });
         self.drain(i);
@@ -659,14 +698,18 @@ impl Sim {
         self.next_value += 1;
         let value = self.next_value;
         let now = self.now;
-        let Some(n) = self.nodes[i as usize].node.as_mut() else { return };
+        let Some(n) = self.nodes[i as usize].node.as_mut() else {
+            return;
+        };
         let id = n.dht_put(now, key, value.to_be_bytes().to_vec(), 3600, Vec::new());
         self.work.insert((i, id.0), Work::Put { key, value });
         self.drain(i);
     }
 
     fn start_get(&mut self) {
-        let ready: usize = self.stored.partition_point(|s| self.now.saturating_since(s.2) > Duration::from_secs(2));
+        let ready: usize = self
+            .stored
+            .partition_point(|s| self.now.saturating_since(s.2) > Duration::from_secs(2));
         if ready == 0 {
             return;
         }
@@ -674,16 +717,30 @@ impl Sim {
         let k = self.below(ready);
         let (key, value, _) = self.stored[k];
         let now = self.now;
-        let Some(n) = self.nodes[i as usize].node.as_mut() else { return };
+        let Some(n) = self.nodes[i as usize].node.as_mut() else {
+            return;
+        };
         let id = n.dht_get(now, key);
         self.work.insert((i, id.0), Work::Get { value });
         self.drain(i);
     }
 
-    fn lookup_done(&mut self, i: u32, id: RequestId, result: Option<(Address, u16)>, attempts: u32) {
-        let Some(Work::Lookup { key }) = self.work.remove(&(i, id.0)) else { return };
+    fn lookup_done(
+        &mut self,
+        i: u32,
+        id: RequestId,
+        result: Option<(Address, u16)>,
+        attempts: u32,
+    ) {
+        let Some(Work::Lookup { key }) = self.work.remove(&(i, id.0)) else {
+            return;
+        };
         let (succ, pred) = self.true_bracket(&key);
-        let closest = if key.distance_to(&succ).abs() < key.distance_to(&pred).abs() { succ } else { pred };
+        let closest = if key.distance_to(&succ).abs() < key.distance_to(&pred).abs() {
+            succ
+        } else {
+            pred
+        };
         let m = &mut self.metrics;
         m.lookups += 1;
         match result {
@@ -703,7 +760,9 @@ impl Sim {
     }
 
     fn put_done(&mut self, i: u32, id: RequestId, ok: bool) {
-        let Some(Work::Put { key, value }) = self.work.remove(&(i, id.0)) else { return };
+        let Some(Work::Put { key, value }) = self.work.remove(&(i, id.0)) else {
+            return;
+        };
         self.metrics.puts += 1;
         if ok {
             self.metrics.puts_ok += 1;
@@ -712,7 +771,9 @@ impl Sim {
     }
 
     fn get_done(&mut self, i: u32, id: RequestId, values: Option<Vec<crate::ring::DhtValue>>) {
-        let Some(Work::Get { value }) = self.work.remove(&(i, id.0)) else { return };
+        let Some(Work::Get { value }) = self.work.remove(&(i, id.0)) else {
+            return;
+        };
         self.metrics.gets += 1;
         let want = value.to_be_bytes();
         if values.is_some_and(|v| v.iter().any(|x| x.value == want)) {
@@ -722,8 +783,16 @@ impl Sim {
 
     /// The live nodes bracketing `key`: first at or above it, first below it.
     pub(crate) fn true_bracket(&self, key: &Address) -> (Address, Address) {
-        let succ = self.live_addrs.range(key..).next().or_else(|| self.live_addrs.iter().next());
-        let pred = self.live_addrs.range(..key).next_back().or_else(|| self.live_addrs.iter().next_back());
+        let succ = self
+            .live_addrs
+            .range(key..)
+            .next()
+            .or_else(|| self.live_addrs.iter().next());
+        let pred = self
+            .live_addrs
+            .range(..key)
+            .next_back()
+            .or_else(|| self.live_addrs.iter().next_back());
         // The ring is never empty while the simulator runs.
         (*succ.expect("live ring"), *pred.expect("live ring"))
     }

@@ -134,8 +134,16 @@ impl Sim {
             let sn = &self.nodes[i as usize];
             let Some(n) = sn.node.as_ref() else { continue };
             let me = sn.addr;
-            let succ = self.live_addrs.range(me..).nth(1).or_else(|| self.live_addrs.iter().next());
-            let pred = self.live_addrs.range(..me).next_back().or_else(|| self.live_addrs.iter().next_back());
+            let succ = self
+                .live_addrs
+                .range(me..)
+                .nth(1)
+                .or_else(|| self.live_addrs.iter().next());
+            let pred = self
+                .live_addrs
+                .range(..me)
+                .next_back()
+                .or_else(|| self.live_addrs.iter().next_back());
             let l = n.table().left_of(&me).next().map(|p| p.addr);
             let r = n.table().right_of(&me).next().map(|p| p.addr);
             let alone = live.len() == 1;
@@ -146,7 +154,10 @@ impl Sim {
                 conn += 1;
             }
         }
-        (ok as f64 / live.len() as f64, conn as f64 / live.len() as f64)
+        (
+            ok as f64 / live.len() as f64,
+            conn as f64 / live.len() as f64,
+        )
     }
 
     pub(crate) fn sample(&mut self) {
@@ -177,19 +188,36 @@ impl Sim {
         } else {
             hops.iter().map(|&h| f64::from(h)).sum::<f64>() / hops.len() as f64
         };
-        let hops_p99 = hops.get((hops.len() * 99 / 100).min(hops.len().saturating_sub(1))).copied().unwrap_or(0);
+        let hops_p99 = hops
+            .get((hops.len() * 99 / 100).min(hops.len().saturating_sub(1)))
+            .copied()
+            .unwrap_or(0);
         let start = self.steady_start.as_secs_f64();
-        let steady: Vec<f64> = m.series.iter().filter(|s| s.t >= start).map(|s| s.consistent).collect();
-        let steady_mean = if steady.is_empty() { c } else { steady.iter().sum::<f64>() / steady.len() as f64 };
+        let steady: Vec<f64> = m
+            .series
+            .iter()
+            .filter(|s| s.t >= start)
+            .map(|s| s.consistent)
+            .collect();
+        let steady_mean = if steady.is_empty() {
+            c
+        } else {
+            steady.iter().sum::<f64>() / steady.len() as f64
+        };
         let steady_min = steady.iter().copied().fold(c, f64::min);
         let live = self.live().to_vec();
         let n_live = live.len().max(1) as f64;
-        let (mut peers, mut sc, mut near, mut mem, mut l2) = (0usize, 0usize, 0usize, 0usize, 0.0f64);
+        let (mut peers, mut sc, mut near, mut mem, mut l2) =
+            (0usize, 0usize, 0usize, 0usize, 0.0f64);
         for &i in &live {
             if let Some(n) = self.nodes[i as usize].node.as_ref() {
                 peers += n.table().len();
                 sc += n.shortcut_count();
-                near += n.table().iter().filter(|p| p.types.contains(ConnType::NEAR)).count();
+                near += n
+                    .table()
+                    .iter()
+                    .filter(|p| p.types.contains(ConnType::NEAR))
+                    .count();
                 mem += n.memory_bytes();
                 l2 += n.size_estimate().log2();
             }
@@ -225,7 +253,11 @@ impl Sim {
             memory_per_node: r6(mem as f64 / n_live),
             memory_per_peer: r6(mem as f64 / peers.max(1) as f64),
             events: self.events,
-            msgs_by_kind: m.kinds.iter().map(|(k, v)| (*k, r6(*v as f64 / n_live / window))).collect(),
+            msgs_by_kind: m
+                .kinds
+                .iter()
+                .map(|(k, v)| (*k, r6(*v as f64 / n_live / window)))
+                .collect(),
             series: m.series.clone(),
         };
         self.metrics.report = Some(report);
@@ -270,21 +302,27 @@ impl Sim {
             tries += 1;
             let a = live[(self.uniform() * live.len() as f64) as usize % live.len()];
             let b = live[(self.uniform() * live.len() as f64) as usize % live.len()];
-            let (Some(na), Some(nb)) = (self.nodes[a as usize].node.as_ref(), self.nodes[b as usize].node.as_ref()) else {
+            let (Some(na), Some(nb)) = (
+                self.nodes[a as usize].node.as_ref(),
+                self.nodes[b as usize].node.as_ref(),
+            ) else {
                 continue;
             };
             let (aa, ab) = (self.nodes[a as usize].addr, self.nodes[b as usize].addr);
             if a == b || na.table().get(&ab).is_some() {
                 continue;
             }
-            let Some((_, overlay)) = self.greedy_path(a, &ab) else { continue };
+            let Some((_, overlay)) = self.greedy_path(a, &ab) else {
+                continue;
+            };
             let mut best = u64::MAX;
             for p in na.table().iter().chain(nb.table().iter()) {
                 if p.addr == aa || p.addr == ab {
                     continue;
                 }
                 if let Some(f) = self.index_of(&p.addr) {
-                    let l = self.net.one_way_us(a as usize, f as usize) + self.net.one_way_us(f as usize, b as usize);
+                    let l = self.net.one_way_us(a as usize, f as usize)
+                        + self.net.one_way_us(f as usize, b as usize);
                     best = best.min(l);
                 }
             }
@@ -309,7 +347,12 @@ impl Sim {
             let sn = &self.nodes[i as usize];
             let Some(n) = sn.node.as_ref() else { continue };
             let me = sn.addr;
-            let succ = *self.live_addrs.range(me..).nth(1).or_else(|| self.live_addrs.iter().next()).unwrap();
+            let succ = *self
+                .live_addrs
+                .range(me..)
+                .nth(1)
+                .or_else(|| self.live_addrs.iter().next())
+                .unwrap();
             let l = n.table().left_of(&me).next().map(|p| p.addr);
             if l == Some(succ) {
                 continue;
@@ -322,17 +365,36 @@ impl Sim {
             let sn2 = self.nodes[si as usize].node.as_ref().unwrap();
             eprintln!(
                 "node {i} routable {} connected {} peers {} | true succ {si} joined {:?} routable {} peers {} | my left {:?} | succ knows me {} | succ's right {:?}",
-                n.is_routable(), n.is_connected(), n.table().len(),
-                self.nodes[si as usize].joined, sn2.is_routable(), sn2.table().len(),
+                n.is_routable(),
+                n.is_connected(),
+                n.table().len(),
+                self.nodes[si as usize].joined,
+                sn2.is_routable(),
+                sn2.table().len(),
                 l.and_then(|a| self.index_of(&a)),
                 sn2.table().get(&me).is_some(),
-                sn2.table().right_of(&succ).next().and_then(|p| self.index_of(&p.addr)),
+                sn2.table()
+                    .right_of(&succ)
+                    .next()
+                    .and_then(|p| self.index_of(&p.addr)),
             );
             for p in n.table().left_of(&me).take(3) {
-                eprintln!("    my left peer {:?} types {:?} routable {} near {:?}", self.index_of(&p.addr), p.types, p.routable, p.near.iter().map(|a| self.index_of(a)).collect::<Vec<_>>());
+                eprintln!(
+                    "    my left peer {:?} types {:?} routable {} near {:?}",
+                    self.index_of(&p.addr),
+                    p.types,
+                    p.routable,
+                    p.near.iter().map(|a| self.index_of(a)).collect::<Vec<_>>()
+                );
             }
             for p in sn2.table().right_of(&succ).take(3) {
-                eprintln!("    succ right peer {:?} types {:?} routable {} near {:?}", self.index_of(&p.addr), p.types, p.routable, p.near.iter().map(|a| self.index_of(a)).collect::<Vec<_>>());
+                eprintln!(
+                    "    succ right peer {:?} types {:?} routable {} near {:?}",
+                    self.index_of(&p.addr),
+                    p.types,
+                    p.routable,
+                    p.near.iter().map(|a| self.index_of(a)).collect::<Vec<_>>()
+                );
             }
         }
     }

@@ -36,7 +36,10 @@ pub fn parse_matrix(text: &str) -> Result<Vec<Vec<f32>>, String> {
         .map(|l| {
             l.split(|c: char| c.is_whitespace() || c == ',')
                 .filter(|t| !t.is_empty())
-                .map(|t| t.parse::<f32>().map_err(|e| format!("bad entry {t:?}: {e}")))
+                .map(|t| {
+                    t.parse::<f32>()
+                        .map_err(|e| format!("bad entry {t:?}: {e}"))
+                })
                 .collect::<Result<Vec<f32>, String>>()
         })
         .collect::<Result<_, _>>()?;
@@ -66,7 +69,14 @@ pub struct Net {
     pub loss: f64,
 }
 
-const REGIONS: [(f32, f32); 6] = [(0.0, 0.0), (60.0, 10.0), (120.0, 0.0), (30.0, 70.0), (100.0, 80.0), (150.0, 50.0)];
+const REGIONS: [(f32, f32); 6] = [
+    (0.0, 0.0),
+    (60.0, 10.0),
+    (120.0, 0.0),
+    (30.0, 70.0),
+    (100.0, 80.0),
+    (150.0, 50.0),
+];
 
 impl Net {
     /// A network with `latency`, `blocked` pairs and `loss`, deterministic in `seed`.
@@ -87,11 +97,21 @@ impl Net {
         // Box–Muller for a Gaussian spread around the region centre.
         let (u1, u2) = (u(rng).max(1e-12), u(rng));
         let r = (-2.0 * u1.ln()).sqrt() * 12.0;
-        let (x, y) = (cx + (r * (2.0 * std::f64::consts::PI * u2).cos()) as f32, cy + (r * (2.0 * std::f64::consts::PI * u2).sin()) as f32);
+        let (x, y) = (
+            cx + (r * (2.0 * std::f64::consts::PI * u2).cos()) as f32,
+            cy + (r * (2.0 * std::f64::consts::PI * u2).sin()) as f32,
+        );
         let pareto = 1000.0 / u(rng).max(1e-9).powf(1.0 / 1.5);
         let access_us = pareto.min(300_000.0) as f32;
         if self.places.len() <= i {
-            self.places.resize(i + 1, Place { x: 0.0, y: 0.0, access_us: 0.0 });
+            self.places.resize(
+                i + 1,
+                Place {
+                    x: 0.0,
+                    y: 0.0,
+                    access_us: 0.0,
+                },
+            );
         }
         self.places[i] = Place { x, y, access_us };
     }

@@ -14,10 +14,18 @@ pub struct Series {
     pub dashed: bool,
 }
 
-const COLORS: [&str; 6] = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#555555"];
+const COLORS: [&str; 6] = [
+    "#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#555555",
+];
 
 /// A line chart of `series` with axis labels; `log_x` puts x on a log10 scale.
-pub fn line_chart(title: &str, x_label: &str, y_label: &str, series: &[Series], log_x: bool) -> String {
+pub fn line_chart(
+    title: &str,
+    x_label: &str,
+    y_label: &str,
+    series: &[Series],
+    log_x: bool,
+) -> String {
     let (w, h) = (720.0, 420.0);
     let (l, r, t, b) = (70.0, 170.0, 40.0, 55.0);
     let fx = |x: f64| if log_x { x.max(1e-9).log10() } else { x };
@@ -94,8 +102,16 @@ pub fn line_chart(title: &str, x_label: &str, y_label: &str, series: &[Series], 
     );
     for (k, se) in series.iter().enumerate() {
         let c = COLORS[k % COLORS.len()];
-        let dash = if se.dashed { r#" stroke-dasharray="6 4""# } else { "" };
-        let path: Vec<String> = se.points.iter().map(|&(x, y)| format!("{:.1},{:.1}", px(x), py(y))).collect();
+        let dash = if se.dashed {
+            r#" stroke-dasharray="6 4""#
+        } else {
+            ""
+        };
+        let path: Vec<String> = se
+            .points
+            .iter()
+            .map(|&(x, y)| format!("{:.1},{:.1}", px(x), py(y)))
+            .collect();
         let _ = writeln!(
             s,
             r#"<polyline points="{}" fill="none" stroke="{c}" stroke-width="2"{dash}/>"#,
@@ -103,7 +119,12 @@ pub fn line_chart(title: &str, x_label: &str, y_label: &str, series: &[Series], 
         );
         if se.points.len() <= 40 {
             for &(x, y) in &se.points {
-                let _ = writeln!(s, r#"<circle cx="{:.1}" cy="{:.1}" r="3" fill="{c}"/>"#, px(x), py(y));
+                let _ = writeln!(
+                    s,
+                    r#"<circle cx="{:.1}" cy="{:.1}" r="3" fill="{c}"/>"#,
+                    px(x),
+                    py(y)
+                );
             }
         }
         let ly = t + 16.0 + 20.0 * k as f64;
@@ -132,5 +153,7 @@ fn num(v: f64) -> String {
 }
 
 fn esc(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
 }
