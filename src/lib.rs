@@ -1,3 +1,4 @@
 //! chamber: a private, encrypted, self-organising overlay of friends, bootstrapped from the XMPP
 //! accounts they already have. See `docs/architecture.md` for the layers.
 pub mod account;
+pub mod reflect;
