@@ -11,7 +11,8 @@ use tokio::time::Instant;
 
 use super::ReflectError;
 use super::stun::{
-    BindingRequest, BindingResponse, Change, ClientStats, StunClient, StunConfig, Transport, millis,
+    BindingRequest, BindingResponse, Change, ClientStats, DatagramSocket, StunClient, StunConfig,
+    millis,
 };
 
 /// How the NAT picks the public address for a flow (RFC 4787 §4.1).
@@ -169,7 +170,7 @@ pub struct Behaviour {
 
 /// Runs the RFC 5780 tests against `server` through `socket`; never fails, the result says
 /// what could not be measured and why. Every step ends by `deadline`.
-pub async fn discover<T: Transport + ?Sized>(
+pub async fn discover<T: DatagramSocket + ?Sized>(
     socket: &T,
     server: SocketAddr,
     config: &StunConfig,
@@ -222,7 +223,7 @@ pub async fn discover<T: Transport + ?Sized>(
 }
 
 /// The filtering and mapping tests, once the first Binding has answered.
-async fn behaviour_tests<T: Transport + ?Sized>(
+async fn behaviour_tests<T: DatagramSocket + ?Sized>(
     client: &mut StunClient<'_, T>,
     b: &mut Behaviour,
     first: BindingResponse,
@@ -332,7 +333,7 @@ fn mapping_verdict(
 }
 
 /// Runs a batch of tests concurrently and records each as a [`Step`].
-async fn run<T: Transport + ?Sized, const N: usize>(
+async fn run<T: DatagramSocket + ?Sized, const N: usize>(
     client: &mut StunClient<'_, T>,
     b: &mut Behaviour,
     tests: &[(&'static str, SocketAddr, Change); N],
@@ -382,7 +383,7 @@ fn step(
 /// Our address on the path to `server`: the socket's own, or, when it is bound to the wildcard
 /// address, the source address the kernel would pick (found by connecting a scratch socket,
 /// which sends nothing).
-fn local_towards<T: Transport + ?Sized>(socket: &T, server: SocketAddr) -> Option<SocketAddr> {
+fn local_towards<T: DatagramSocket + ?Sized>(socket: &T, server: SocketAddr) -> Option<SocketAddr> {
     let local = socket.local_addr().ok()?;
     if !local.ip().is_unspecified() {
         return Some(local);

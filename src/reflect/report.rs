@@ -11,7 +11,7 @@ use xmpp_ext::extdisco::{Action, ExternalService, ServiceKind, Transport};
 
 use super::ReflectError;
 use super::nat::{self, Behaviour, Filtering, Mapping, NatClass, Step};
-use super::stun::{StunConfig, millis};
+use super::stun::{ClientStats, StunConfig, millis};
 
 /// The STUN port when none is given (RFC 8489 §18.6).
 pub const DEFAULT_STUN_PORT: u16 = 3478;
@@ -174,6 +174,8 @@ pub struct ServerReport {
     pub notes: Vec<String>,
     /// Failures, as text.
     pub errors: Vec<String>,
+    /// Replies the STUN client dropped (malformed or answering nothing of ours).
+    pub stats: ClientStats,
 }
 
 impl ServerReport {
@@ -193,6 +195,7 @@ impl ServerReport {
             steps: Vec::new(),
             notes: Vec::new(),
             errors: vec![e.to_string()],
+            stats: ClientStats::default(),
         }
     }
 
@@ -212,6 +215,7 @@ impl ServerReport {
             steps: b.steps,
             notes: b.notes,
             errors: b.errors,
+            stats: b.stats,
         }
     }
 }

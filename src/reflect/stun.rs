@@ -1,6 +1,6 @@
-//! A STUN Binding client (RFC 8489, with RFC 5780's CHANGE-REQUEST, OTHER-ADDRESS and
-//! RESPONSE-ORIGIN) over a socket the caller owns, so the same socket and its NAT mapping can be
-//! handed to ICE afterwards.
+//! A STUN Binding client (RFC 8489, which obsoletes RFC 5389; with RFC 5780's CHANGE-REQUEST,
+//! OTHER-ADDRESS and RESPONSE-ORIGIN) over a socket the caller owns, so the same socket and its
+//! NAT mapping can be handed to ICE afterwards.
 //!
 //! Read first: RFC 8489 §6.2.1 (retransmission over UDP) and RFC 5780 §7 (the new attributes).
 //! Several transactions may run at once on one socket: answers are matched by transaction id,
@@ -31,7 +31,7 @@ const MAX_RECV_ERRORS: u32 = 8;
 /// What the client sends and receives through: a tokio [`UdpSocket`], or a test double.
 ///
 /// `recv_from` must be cancel-safe (as tokio's is): the client races it against its timers.
-pub trait Transport: Sync {
+pub trait DatagramSocket: Sync {
     /// Sends one datagram.
     fn send_to(&self, buf: &[u8], to: SocketAddr)
     -> impl Future<Output = io::Result<usize>> + Send;
@@ -44,7 +44,7 @@ pub trait Transport: Sync {
     fn local_addr(&self) -> io::Result<SocketAddr>;
 }
 
-impl Transport for UdpSocket {
+impl DatagramSocket for UdpSocket {
     fn send_to(
         &self,
         buf: &[u8],
@@ -159,7 +159,7 @@ pub struct ClientStats {
 }
 
 /// A STUN Binding client borrowing a socket.
-pub struct StunClient<'s, T: Transport + ?Sized = UdpSocket> {
+pub struct StunClient<'s, T: DatagramSocket + ?Sized = UdpSocket> {
     socket: &'s T,
     config: StunConfig,
     stats: ClientStats,
@@ -181,7 +181,7 @@ struct Tx {
     outcome: Option<Result<BindingResponse, ReflectError>>,
 }
 
-impl<'s, T: Transport + ?Sized> StunClient<'s, T> {
+impl<'s, T: DatagramSocket + ?Sized> StunClient<'s, T> {
     /// A client sending through `socket` with the given timing.
     pub fn new(socket: &'s T, config: StunConfig) -> Self {
         StunClient {

@@ -113,6 +113,7 @@ fn summary_prefers_measured_servers() {
         steps: vec![],
         notes: vec![],
         errors: vec![],
+        stats: Default::default(),
     };
     use NatClass::*;
     let s = |classes: &[NatClass]| {
@@ -171,6 +172,14 @@ async fn probe_asks_all_servers_within_the_deadline() {
         text.contains("note: the server's alternate address"),
         "{text}"
     );
+}
+
+#[test]
+fn the_probe_can_be_spawned() {
+    fn assert_send<T: Send>(_: &T) {}
+    let config = ProbeConfig::default();
+    let fut = probe(&[], "127.0.0.1:0".parse().unwrap(), &config);
+    assert_send(&fut);
 }
 
 #[tokio::test]

@@ -24,7 +24,7 @@ use tokio::net::UdpSocket;
 use tokio::task::JoinHandle;
 
 use crate::reflect::nat::{Filtering, Mapping};
-use crate::reflect::stun::Transport;
+use crate::reflect::stun::DatagramSocket;
 
 /// Misbehaviours to test the client against.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -313,7 +313,7 @@ impl FakeNet {
     }
 }
 
-impl Transport for FakeNet {
+impl DatagramSocket for FakeNet {
     async fn send_to(&self, buf: &[u8], to: SocketAddr) -> io::Result<usize> {
         let real = self
             .routes
