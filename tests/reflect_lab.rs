@@ -56,7 +56,7 @@ fn netcheck(site: &Site) -> NetReport {
 }
 
 #[test]
-fn every_site_is_classified_as_intended() {
+fn reflect_classifies_every_site_as_intended() {
     if !lab_available() {
         return;
     }
