@@ -78,10 +78,7 @@ pub fn describe(cmd: &Command) -> String {
     s
 }
 
-/// Whether `program` is on PATH.
-pub fn exists(program: &str) -> bool {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .chain(["/usr/sbin".into(), "/sbin".into()])
-        .any(|dir| dir.join(program).is_file())
+/// Whether `program` is in one of the folders of `search_path` (a `PATH`-style list).
+pub fn exists_in(program: &str, search_path: &OsStr) -> bool {
+    std::env::split_paths(search_path).any(|dir| dir.join(program).is_file())
 }

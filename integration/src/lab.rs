@@ -80,16 +80,22 @@ impl Lab {
         if !nix::unistd::geteuid().is_root() {
             return Err(LabError::NotRoot);
         }
-        for (program, package) in PROGRAMS {
-            if !cmd::exists(program) {
-                return Err(LabError::MissingProgram { program, package });
-            }
-        }
+        Lab::check_programs(&std::env::var_os("PATH").unwrap_or_default())?;
         let stale = netns::stale_namespaces();
         if !stale.is_empty() {
             return Err(LabError::StaleNamespaces {
                 names: stale.join(", "),
             });
+        }
+        Ok(())
+    }
+
+    /// Checks that every program the lab runs is found on `search_path` (a `PATH`-style list).
+    pub fn check_programs(search_path: &std::ffi::OsStr) -> Result<()> {
+        for (program, package) in PROGRAMS {
+            if !cmd::exists_in(program, search_path) {
+                return Err(LabError::MissingProgram { program, package });
+            }
         }
         Ok(())
     }

@@ -34,6 +34,7 @@ impl Pki {
         std::fs::create_dir_all(dir).map_err(LabError::io(format!("create {}", dir.display())))?;
         let mut params = CertificateParams::new(Vec::<String>::new())?;
         params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        set_validity(&mut params);
         params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
         let mut dn = DistinguishedName::new();
         dn.push(DnType::CommonName, "chamber lab CA");
@@ -59,6 +60,7 @@ impl Pki {
         let mut dn = DistinguishedName::new();
         dn.push(DnType::CommonName, names[0]);
         params.distinguished_name = dn;
+        set_validity(&mut params);
         params.key_usages = vec![
             KeyUsagePurpose::DigitalSignature,
             KeyUsagePurpose::KeyEncipherment,
@@ -72,7 +74,7 @@ impl Pki {
         let ca =
             std::fs::read_to_string(self.ca_file()).map_err(LabError::io("read the lab CA"))?;
         let chain = format!("{}{}", cert.pem(), ca);
-        let base = self.dir.join(names[0]);
+        let base = self.dir.join(names[0].replace('.', "_"));
         let out = ServerCert {
             cert: base.with_extension("crt"),
             key: base.with_extension("key"),
@@ -83,6 +85,17 @@ impl Pki {
         write(&out.combined, &format!("{chain}{}", key.serialize_pem()))?;
         Ok(out)
     }
+}
+
+/// From last year to two years ahead: rcgen's default end (year 4096) crashes Erlang's pkix.
+fn set_validity(params: &mut CertificateParams) {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let year = 1970 + (secs / 31_556_952) as i32;
+    params.not_before = rcgen::date_time_ymd(year - 1, 1, 1);
+    params.not_after = rcgen::date_time_ymd(year + 2, 1, 1);
 }
 
 fn write(path: &Path, text: &str) -> Result<()> {

@@ -4,9 +4,11 @@
 
 mod connector;
 mod error;
+mod services;
 mod session;
 mod tls;
 
 pub use connector::{Connector, Target, TlsMode};
 pub use error::LoginError;
+pub use services::ServicesError;
 pub use session::{AccountConfig, Session, SessionInfo};

@@ -1,0 +1,93 @@
+//! Asking the account's server which STUN/TURN services it offers (XEP-0215), the start of
+//! reflection: the answer carries short-lived TURN credentials.
+
+use std::time::Duration;
+
+use tokio_xmpp::jid::Jid;
+use tokio_xmpp::{IqRequest, IqResponse};
+use xmpp_ext::extdisco::{self, ExternalService};
+
+use super::Session;
+
+/// Why the services query failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ServicesError {
+    /// The server answered with an error (it may not support XEP-0215).
+    #[error(
+        "{server} refused the external services query ({condition}); it may not offer STUN/TURN, configure fallback STUN servers"
+    )]
+    Refused {
+        /// The server's domain.
+        server: String,
+        /// The stanza error condition.
+        condition: String,
+    },
+    /// The answer did not parse.
+    #[error("{server} sent a malformed external services answer: {reason}")]
+    Malformed {
+        /// The server's domain.
+        server: String,
+        /// What was wrong.
+        reason: String,
+    },
+    /// No answer in time, or the stream went away.
+    #[error("{server} did not answer the external services query: {reason}")]
+    NoAnswer {
+        /// The server's domain.
+        server: String,
+        /// What happened.
+        reason: String,
+    },
+}
+
+impl Session {
+    /// The STUN/TURN services the account's server announces (XEP-0215 `services` query).
+    pub async fn external_services(
+        &mut self,
+        timeout: Duration,
+    ) -> Result<Vec<ExternalService>, ServicesError> {
+        let server = self.domain();
+        let to: Jid = server.parse().map_err(|e| ServicesError::Malformed {
+            server: server.clone(),
+            reason: format!("{e}"),
+        })?;
+        let token = self
+            .client()
+            .send_iq(Some(to), IqRequest::Get(extdisco::services_request(None)))
+            .await;
+        let answer = tokio::time::timeout(timeout, token)
+            .await
+            .map_err(|_| ServicesError::NoAnswer {
+                server: server.clone(),
+                reason: format!("no reply within {timeout:?}"),
+            })?
+            .map_err(|e| ServicesError::NoAnswer {
+                server: server.clone(),
+                reason: format!("{e:?}"),
+            })?;
+        match answer {
+            IqResponse::Result(Some(payload)) => {
+                extdisco::parse_response(&payload).map_err(|e| ServicesError::Malformed {
+                    server,
+                    reason: e.to_string(),
+                })
+            }
+            IqResponse::Result(None) => Err(ServicesError::Malformed {
+                server,
+                reason: "empty result".into(),
+            }),
+            IqResponse::Error(e) => Err(ServicesError::Refused {
+                server,
+                condition: format!("{:?}", e.defined_condition),
+            }),
+        }
+    }
+
+    /// The domain of the account's server.
+    pub fn domain(&self) -> String {
+        let j = &self.info().bound_jid;
+        let bare = j.split('/').next().unwrap_or(j);
+        bare.split('@').nth(1).unwrap_or(bare).to_string()
+    }
+}
