@@ -1,5 +1,7 @@
 //! `chamber-lab`: bring a lab up, check the machine, or clean up after a killed run.
 
+mod demo;
+
 use std::sync::mpsc;
 
 use anyhow::Context;
@@ -28,6 +30,12 @@ enum Command {
         #[arg(long)]
         users: Option<u32>,
     },
+    /// Run the demo: friends behind every NAT kind log in and learn their network.
+    Demo {
+        /// Print the friends' reports as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Check that this machine can run a lab (root, packages, no stale namespaces).
     Check,
     /// Remove namespaces left by labs whose process is gone.
@@ -42,6 +50,15 @@ fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .init();
     match Cli::parse().command {
+        Command::Demo { json } => {
+            ctrlc::set_handler(|| {
+                let removed = chamber_lab::clean(false);
+                eprintln!("interrupted: removed {} lab namespace(s)", removed.len());
+                std::process::exit(130);
+            })
+            .context("cannot install the Ctrl-C handler")?;
+            demo::run(json)?;
+        }
         Command::Check => {
             Lab::preflight()?;
             println!("this machine can run a chamber lab");
