@@ -49,12 +49,14 @@ impl NatKind {
     /// Whether two sites of these kinds can punch a direct UDP path (NATLAB.md's matrix).
     pub fn can_punch(self, other: NatKind) -> bool {
         use NatKind::*;
-        match (self, other) {
-            (UdpBlocked, _) | (_, UdpBlocked) => false,
-            (Symmetric, Symmetric) => false,
-            (Symmetric, PortRestrictedCone) | (PortRestrictedCone, Symmetric) => false,
-            _ => true,
-        }
+        !matches!(
+            (self, other),
+            (UdpBlocked, _)
+                | (_, UdpBlocked)
+                | (Symmetric, Symmetric)
+                | (Symmetric, PortRestrictedCone)
+                | (PortRestrictedCone, Symmetric)
+        )
     }
 
     /// Whether the site's hosts get public addresses (no translation).

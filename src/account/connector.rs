@@ -177,7 +177,7 @@ impl ServerConnector for Connector {
                     match stream
                         .next()
                         .await
-                        .map(|v| v.map(|v| v.into_read_error()).flatten())
+                        .map(|v| v.and_then(|v| v.into_read_error()))
                     {
                         Some(Ok(XmppStreamElement::Starttls(starttls::Nonza::Proceed(_)))) => break,
                         Some(Ok(_)) | Some(Err(ReadError::SoftTimeout)) => {}
