@@ -5,5 +5,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
 cargo build --quiet -p chamber-lab --bin chamber-lab
-target/debug/chamber-lab clean >/dev/null
-exec target/debug/chamber-lab demo "$@"
+lab="${CARGO_TARGET_DIR:-target}/debug/chamber-lab"
+"$lab" clean >/dev/null
+exec "$lab" demo "$@"

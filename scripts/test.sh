@@ -12,7 +12,7 @@ cargo clippy --workspace --all-targets --quiet -- -D warnings
 
 echo "== cargo test"
 cargo build --workspace --tests --quiet
-target/debug/chamber-lab clean >/dev/null 2>&1 || cargo run --quiet -p chamber-lab -- clean >/dev/null
+"${CARGO_TARGET_DIR:-target}/debug/chamber-lab" clean >/dev/null
 log=$(mktemp)
 set +e
 # One test binary at a time (cargo's way): the lab tests start real servers and must not starve.
