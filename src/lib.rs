@@ -1,4 +1,6 @@
 //! chamber: a private, encrypted, self-organising overlay of friends, bootstrapped from the XMPP
 //! accounts they already have. See `docs/architecture.md` for the layers.
 pub mod account;
+pub mod config;
+pub mod keystore;
 pub mod reflect;

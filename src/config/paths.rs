@@ -1,0 +1,69 @@
+//! Where chamber keeps its files, after the XDG base directory specification: configuration in
+//! `$XDG_CONFIG_HOME`, the file keystore in `$XDG_DATA_HOME`, the control socket in
+//! `$XDG_RUNTIME_DIR` (a per-user tmpfs that only the user can enter).
+
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use super::ConfigError;
+
+/// The default locations, read once from the environment.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Paths {
+    /// `config.toml`.
+    pub config_file: PathBuf,
+    /// The folder of the file keystore.
+    pub secrets_dir: PathBuf,
+    /// The daemon's control socket.
+    pub control_socket: PathBuf,
+}
+
+impl Paths {
+    /// The XDG locations from the process environment.
+    pub fn from_env() -> Result<Paths, ConfigError> {
+        Paths::from_vars(|k| std::env::var_os(k).filter(|v| !v.is_empty()))
+    }
+
+    /// The XDG locations from `var` (so tests need not touch the process environment).
+    pub fn from_vars(
+        var: impl Fn(&str) -> Option<std::ffi::OsString>,
+    ) -> Result<Paths, ConfigError> {
+        let home = var("HOME").map(PathBuf::from);
+        let base = |xdg: &'static str, fallback: &str, what: &'static str| {
+            var(&format!("XDG_{xdg}"))
+                .map(PathBuf::from)
+                .filter(|p| p.is_absolute())
+                .or_else(|| home.as_ref().map(|h| h.join(fallback)))
+                .ok_or(ConfigError::NoHome { what, var: xdg })
+        };
+        let config = base("CONFIG_HOME", ".config", "the configuration")?;
+        let data = base("DATA_HOME", ".local/share", "the file keystore")?;
+        // No runtime dir (a plain `su` shell, a container): a private folder under /tmp.
+        let runtime = var("XDG_RUNTIME_DIR")
+            .map(PathBuf::from)
+            .filter(|p| p.is_absolute())
+            .unwrap_or_else(|| {
+                // SAFETY: geteuid has no preconditions and cannot fail.
+                let uid = unsafe { libc::geteuid() };
+                std::env::temp_dir().join(format!("chamber-{uid}"))
+            });
+        Ok(Paths {
+            config_file: config.join("chamber").join("config.toml"),
+            secrets_dir: data.join("chamber").join("secrets"),
+            control_socket: runtime.join("chamber").join("control.sock"),
+        })
+    }
+}
+
+/// Creates `dir` (and its parents) and makes sure only the owner can enter it.
+pub(crate) fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)?;
+    let meta = std::fs::metadata(dir)?;
+    if meta.permissions().mode() & 0o077 != 0 {
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
+    }
+    Ok(())
+}
