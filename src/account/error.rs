@@ -67,3 +67,17 @@ pub enum LoginError {
         reason: String,
     },
 }
+
+impl LoginError {
+    /// Whether retrying soon is pointless: the server refused us, or our settings are wrong.
+    /// Waiting (a network coming back, a server restarting) fixes the other kinds.
+    pub fn is_permanent(&self) -> bool {
+        matches!(
+            self,
+            LoginError::WrongPassword { .. }
+                | LoginError::UntrustedCertificate { .. }
+                | LoginError::NoMechanism { .. }
+                | LoginError::Config(_)
+        )
+    }
+}

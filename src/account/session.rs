@@ -3,20 +3,16 @@
 //! certificate or an unreachable server into a [`LoginError`] within the deadline, and tells which
 //! SASL mechanism the server accepted. The long-lived client starts only after it succeeds.
 
-use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
-use sasl::common::Credentials;
-use tokio_xmpp::connect::ServerConnector;
 use tokio_xmpp::jid::{BareJid, Jid};
-use tokio_xmpp::parsers::ns;
 use tokio_xmpp::xmlstream::Timeouts;
 use tokio_xmpp::{Client, Event};
 
 use super::connector::{ConnectFailure, Connector, Target, TlsMode};
-use super::{LoginError, tls};
+use super::{LoginError, auth, tls};
 
 /// How to reach and log into one account.
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
@@ -189,73 +185,10 @@ fn timeout(jid: &str, deadline: Duration, failure: Option<ConnectFailure>) -> Lo
     }
 }
 
-/// The mechanisms tokio-xmpp tries, in its order; the first the server offers is the one used.
-const MECHANISMS: [&str; 3] = ["SCRAM-SHA-256", "SCRAM-SHA-1", "PLAIN"];
-
 /// Connects, authenticates once and closes, returning the mechanism the server accepted.
 async fn probe(connector: &Connector, jid: &BareJid, password: &str) -> Result<String, LoginError> {
-    let j = jid.to_string();
-    let (stream, binding) = connector
-        .connect(
-            &Jid::from(jid.clone()),
-            ns::JABBER_CLIENT,
-            Timeouts::default(),
-        )
-        .await
-        .map_err(|e| connect_error(&j, connector, e))?;
-    let (features, stream) = stream
-        .recv_features()
-        .await
-        .map_err(|e| LoginError::Protocol {
-            jid: j.clone(),
-            reason: e.to_string(),
-        })?;
-    let offered: BTreeSet<String> = features.sasl_mechanisms.clone();
-    let Some(mechanism) = MECHANISMS.iter().find(|m| offered.contains(**m)) else {
-        return Err(LoginError::NoMechanism {
-            jid: j,
-            offered: offered.into_iter().collect::<Vec<_>>().join(" "),
-        });
-    };
-    let node = jid.node().map(|n| n.to_string()).unwrap_or_default();
-    let creds = Credentials::default()
-        .with_username(node)
-        .with_password(password)
-        .with_channel_binding(binding);
-    let only: BTreeSet<String> = [mechanism.to_string()].into();
-    match tokio_xmpp::client_login(stream, only, creds).await {
-        Ok(_) => Ok(mechanism.to_string()),
-        Err(tokio_xmpp::Error::Auth(tokio_xmpp::error::AuthError::Fail(condition))) => {
-            Err(LoginError::WrongPassword {
-                jid: j,
-                condition: format!("{condition:?}"),
-            })
-        }
-        Err(e) => Err(LoginError::Protocol {
-            jid: j,
-            reason: e.to_string(),
-        }),
-    }
-}
-
-fn connect_error(jid: &str, connector: &Connector, e: tokio_xmpp::Error) -> LoginError {
-    match connector.take_failure() {
-        Some(ConnectFailure::Tls(reason)) => LoginError::UntrustedCertificate {
-            jid: jid.into(),
-            reason,
-        },
-        Some(ConnectFailure::Tcp(reason)) => LoginError::Unreachable {
-            jid: jid.into(),
-            addr: connector.target().to_string(),
-            reason,
-        },
-        Some(ConnectFailure::Stream(reason)) => LoginError::Protocol {
-            jid: jid.into(),
-            reason,
-        },
-        None => LoginError::Protocol {
-            jid: jid.into(),
-            reason: e.to_string(),
-        },
-    }
+    let (connection, mechanism) =
+        auth::authenticate(connector, jid, password, Timeouts::default()).await?;
+    drop(connection);
+    Ok(mechanism)
 }
