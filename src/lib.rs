@@ -4,3 +4,4 @@ pub mod account;
 pub mod config;
 pub mod keystore;
 pub mod reflect;
+pub mod rendezvous;
