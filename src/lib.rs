@@ -3,5 +3,6 @@
 pub mod account;
 pub mod config;
 pub mod keystore;
+pub mod link;
 pub mod reflect;
 pub mod rendezvous;

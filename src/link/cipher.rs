@@ -1,0 +1,125 @@
+//! Transport keys after the handshake: Noise §5.1's CipherState with ChaChaPoly (§12.3), kept by
+//! us rather than inside snow so a receiver can hold two key epochs at once and encrypt in place
+//! into the caller's buffer.
+//!
+//! - ENCRYPT(k, n, ad, p): ChaCha20-Poly1305 with the 96-bit nonce `0u32 ‖ n as u64 LE`.
+//! - REKEY(k) (§4.2): `k' = ENCRYPT(k, 2^64 − 1, ε, 0^32)[..32]`. The nonce 2^64 − 1 is reserved
+//!   for this, so data counters stop below it.
+//!
+//! A link rekeys by epochs: the sender moves to REKEY(k) after a packet count or an age, and says
+//! so in the header's epoch byte; the receiver derives the next key when it first sees the next
+//! epoch and keeps the previous one for packets still in flight. Old keys are not derivable
+//! from new ones, so a stolen key does not open earlier traffic.
+
+use chacha20poly1305::aead::AeadInPlace;
+use chacha20poly1305::{ChaCha20Poly1305, Key, KeyInit, Nonce, Tag};
+use zeroize::Zeroizing;
+
+/// The highest usable data counter; `u64::MAX` belongs to REKEY.
+pub const MAX_COUNTER: u64 = u64::MAX - 1;
+
+/// One direction's key.
+pub struct CipherKey {
+    aead: ChaCha20Poly1305,
+}
+
+impl std::fmt::Debug for CipherKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("CipherKey(<hidden>)")
+    }
+}
+
+fn nonce(n: u64) -> Nonce {
+    let mut b = [0u8; 12];
+    b[4..].copy_from_slice(&n.to_le_bytes());
+    Nonce::from(b)
+}
+
+impl CipherKey {
+    /// A key from the handshake's split.
+    pub fn new(key: [u8; 32]) -> Self {
+        let key = Zeroizing::new(key);
+        CipherKey {
+            aead: ChaCha20Poly1305::new(Key::from_slice(&key[..])),
+        }
+    }
+
+    /// Encrypts `buf[..len]` in place and appends the tag at `buf[len..len + 16]`.
+    /// `buf` must hold `len + 16` bytes.
+    pub fn seal(&self, n: u64, ad: &[u8], buf: &mut [u8], len: usize) -> Result<(), ()> {
+        let (msg, rest) = buf.split_at_mut(len);
+        let tag = self
+            .aead
+            .encrypt_in_place_detached(&nonce(n), ad, msg)
+            .map_err(|_| ())?;
+        rest.get_mut(..16).ok_or(())?.copy_from_slice(&tag);
+        Ok(())
+    }
+
+    /// Decrypts `buf` (ciphertext ‖ tag) in place; returns the plaintext length.
+    pub fn open(&self, n: u64, ad: &[u8], buf: &mut [u8]) -> Result<usize, ()> {
+        let len = buf.len().checked_sub(16).ok_or(())?;
+        let (msg, tag) = buf.split_at_mut(len);
+        let tag = Tag::clone_from_slice(tag);
+        self.aead
+            .decrypt_in_place_detached(&nonce(n), ad, msg, &tag)
+            .map_err(|_| ())?;
+        Ok(len)
+    }
+
+    /// REKEY(k) of Noise §4.2.
+    pub fn rekey(&self) -> CipherKey {
+        let mut zeros = Zeroizing::new([0u8; 32]);
+        // Invariant: encrypting 32 bytes under a valid key cannot fail.
+        let _tag = self
+            .aead
+            .encrypt_in_place_detached(&nonce(u64::MAX), &[], &mut zeros[..])
+            .expect("ChaCha20-Poly1305 encrypts any short message");
+        CipherKey::new(*zeros)
+    }
+
+    /// Whether two keys are equal, judged by their REKEY output (tests only).
+    #[cfg(test)]
+    pub fn same_as(&self, other: &CipherKey) -> bool {
+        let mut a = [0u8; 32];
+        let mut b = [0u8; 32];
+        let ta = self.seal(0, b"", &mut a, 16);
+        let tb = other.seal(0, b"", &mut b, 16);
+        ta.is_ok() && tb.is_ok() && a == b
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seal_open_round_trip_and_tamper() {
+        let k = CipherKey::new([7; 32]);
+        let mut buf = *b"hello, chamber!!\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0";
+        k.seal(3, b"hdr", &mut buf, 16).unwrap();
+        let mut copy = buf;
+        assert_eq!(k.open(3, b"hdr", &mut copy), Ok(16));
+        assert_eq!(&copy[..16], b"hello, chamber!!");
+        for (n, ad) in [(4, &b"hdr"[..]), (3, &b"hdx"[..])] {
+            let mut c = buf;
+            assert!(k.open(n, ad, &mut c).is_err());
+        }
+        let mut c = buf;
+        c[0] ^= 1;
+        assert!(k.open(3, b"hdr", &mut c).is_err());
+        assert!(k.open(0, b"", &mut [0u8; 15]).is_err());
+    }
+
+    #[test]
+    fn rekey_is_deterministic_and_changes_the_key() {
+        let k = CipherKey::new([1; 32]);
+        let (a, b) = (k.rekey(), k.rekey());
+        assert!(a.same_as(&b));
+        assert!(!a.same_as(&k));
+        let mut buf = [0u8; 20];
+        a.seal(0, b"", &mut buf, 4).unwrap();
+        assert!(k.open(0, b"", &mut buf.clone()).is_err());
+        assert_eq!(b.open(0, b"", &mut buf), Ok(4));
+    }
+}
