@@ -5,4 +5,5 @@ pub mod config;
 pub mod keystore;
 pub mod link;
 pub mod reflect;
+pub mod signal;
 pub mod rendezvous;
