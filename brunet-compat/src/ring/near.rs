@@ -44,6 +44,9 @@ pub(crate) struct NearState {
     /// When the periodic refresh is due.
     pub(crate) next_refresh: Time,
     pub(crate) token: u32,
+    /// Cached [`Node::near_list`], valid for table version `list_version`.
+    pub(crate) list: Vec<Address>,
+    pub(crate) list_version: Option<u64>,
 }
 
 impl Default for NearState {
@@ -62,13 +65,18 @@ impl Default for NearState {
             last_sent: Vec::new(),
             next_refresh: Time::ZERO,
             token: 0,
+            list: Vec::new(),
+            list_version: None,
         }
     }
 }
 
 impl NearState {
     pub(crate) fn heap_bytes(&self) -> usize {
-        (self.current.capacity() + self.hints.capacity() + self.last_sent.capacity())
+        (self.current.capacity()
+            + self.hints.capacity()
+            + self.last_sent.capacity()
+            + self.list.capacity())
             * std::mem::size_of::<Address>()
     }
 }
@@ -78,42 +86,9 @@ impl Node {
     pub(crate) fn near_check(&mut self) {
         let now = self.now;
         let me = self.me;
+        let mk = me.to_ring_int();
         let k = self.cfg.near_per_side.max(1);
         let keep = k + self.cfg.near_trim_slack;
-
-        // Seek: peers' near lists and CTM hints that would rank among our nearest k.
-        let mut cands: Vec<Address> = std::mem::take(&mut self.near.hints);
-        for a in &self.near.current {
-            if let Some(p) = self.table.get(a) {
-                cands.extend_from_slice(&p.near);
-            }
-        }
-        cands.sort();
-        cands.dedup();
-        let kth_left = self
-            .table
-            .left_of(&me)
-            .nth(k - 1)
-            .map(|p| me.left_distance_to(&p.addr));
-        let kth_right = self
-            .table
-            .right_of(&me)
-            .nth(k - 1)
-            .map(|p| me.right_distance_to(&p.addr));
-        for c in cands {
-            if c == me
-                || self.table.get(&c).is_some()
-                || self.pending.iter().any(|p| p.addr == c)
-                || self.recently_lost(&c)
-            {
-                continue;
-            }
-            let on_left = kth_left.is_none_or(|d| me.left_distance_to(&c) < d);
-            let on_right = kth_right.is_none_or(|d| me.right_distance_to(&c) < d);
-            if on_left || on_right {
-                self.want_link(c, ConnType::NEAR);
-            }
-        }
 
         // Rank what we have.
         let left: Vec<Address> = self.table.left_of(&me).take(keep).map(|p| p.addr).collect();
@@ -123,13 +98,42 @@ impl Node {
             .take(keep)
             .map(|p| p.addr)
             .collect();
+
+        // Seek: peers' near lists and CTM hints that would rank among our nearest k.
+        // The distance test comes first: most candidates are peers we already have.
+        let kth_left = left.get(k - 1).map(|a| a.to_ring_int().wrapping_sub(mk));
+        let kth_right = right.get(k - 1).map(|a| mk.wrapping_sub(a.to_ring_int()));
+        let ranks = |c: &Address| {
+            let ck = c.to_ring_int();
+            ck != mk
+                && (kth_left.is_none_or(|d| ck.wrapping_sub(mk) < d)
+                    || kth_right.is_none_or(|d| mk.wrapping_sub(ck) < d))
+        };
+        let mut cands = std::mem::take(&mut self.near.hints);
+        cands.retain(|c| ranks(c));
+        for a in &self.near.current {
+            if let Some(p) = self.table.get(a) {
+                cands.extend(p.near.iter().filter(|c| ranks(c)));
+            }
+        }
+        for &c in &cands {
+            if !self.table.contains(&c)
+                && !self.pending.iter().any(|p| p.addr == c)
+                && !self.recently_lost(&c)
+            {
+                self.want_link(c, ConnType::NEAR);
+            }
+        }
+        cands.clear();
+        self.near.hints = cands;
+
         let mut set: Vec<Address> = left
             .iter()
             .take(k)
             .chain(right.iter().take(k))
             .copied()
             .collect();
-        set.sort();
+        set.sort_unstable_by_key(|a| a.to_ring_int());
         set.dedup();
         for a in &set {
             self.add_reason(a, ConnType::NEAR);
@@ -147,18 +151,16 @@ impl Node {
             }
         }
 
-        // Join through a leaf while no routable peer is known.
-        let any_routable = self.table.iter().any(|p| p.routable);
-        if !self.near.routable
-            && !any_routable
-            && !self.table.is_empty()
-            && now >= self.near.next_join
-        {
-            self.send_join();
-            self.near.next_join = now + self.cfg.seek_interval.mul_f64(2.0 + self.uniform());
-        }
+        // Consistency: our nearest peer on each side has told us its neighbours and
+        // none of them sits between it and us.
+        let ok_left = self.side_consistent(Direction::Left);
+        let ok_right = self.side_consistent(Direction::Right);
 
-        // Routable once a ring member sits among our nearest on both sides.
+        // Routable once both sides are consistent and a ring member sits among our
+        // nearest on one side (joiners next to each other become routable from the
+        // edges of their run inward). A node that knows only a far-away leaf is not
+        // consistent, so it does not route: it would answer for keys it does not own,
+        // and its probes would go astray.
         let routable_in = |v: &[Address]| {
             v.iter()
                 .take(k)
@@ -166,14 +168,19 @@ impl Node {
         };
         // Once routable, a node stays so: demoting on a momentary lack of routable
         // peers made two-node rings flap.
-        if !self.near.routable && routable_in(&left) && routable_in(&right) {
+        if !self.near.routable && ok_left && ok_right && (routable_in(&left) || routable_in(&right))
+        {
             self.near.routable = true;
             self.near.status_all = true;
         }
 
-        // Consistency, and directional probes for a short or inconsistent side.
-        let ok_left = self.side_consistent(Direction::Left);
-        let ok_right = self.side_consistent(Direction::Right);
+        // Join through a peer (our leaf at first) until we are routable.
+        if !self.near.routable && !self.table.is_empty() && now >= self.near.next_join {
+            self.send_join();
+            self.near.next_join = now + self.cfg.seek_interval.mul_f64(2.0 + self.uniform());
+        }
+
+        // Directional probes for a short or inconsistent side.
         if self.near.routable && !self.table.is_empty() {
             for (i, (dir, ok, have)) in [
                 (Direction::Left, ok_left, left.len()),
@@ -204,7 +211,7 @@ impl Node {
             self.near.last_change = now;
             self.dht_repair(&prev);
         }
-        if self.near.status_all || self.near_list() != self.near.last_sent {
+        if self.near.status_all || self.near_list_changed() {
             self.timers
                 .set_min(Timer::Status, now + self.cfg.status_debounce);
         }
@@ -269,29 +276,43 @@ impl Node {
         self.near.size_log2 = (sum / n) as f32;
     }
 
-    /// Our nearest `near_per_side + 1` on each side, for status lists and CTM replies.
-    pub(crate) fn near_list(&self) -> Vec<Address> {
-        let me = self.me;
-        let k = self.cfg.near_per_side + 1;
-        let mut v: Vec<Address> = self
-            .table
-            .left_of(&me)
-            .take(k)
-            .chain(self.table.right_of(&me).take(k))
-            .map(|p| p.addr)
-            .collect();
-        v.sort();
-        v.dedup();
-        v
+    /// Our nearest `near_per_side + 1` on each side, for status lists and CTM replies
+    /// (cached until a peer comes or goes).
+    pub(crate) fn near_list(&mut self) -> Vec<Address> {
+        let version = self.table.version();
+        if self.near.list_version != Some(version) {
+            let me = self.me;
+            let k = self.cfg.near_per_side + 1;
+            let mut v = std::mem::take(&mut self.near.list);
+            v.clear();
+            v.extend(
+                self.table
+                    .left_of(&me)
+                    .take(k)
+                    .chain(self.table.right_of(&me).take(k))
+                    .map(|p| p.addr),
+            );
+            v.sort_unstable_by_key(|a| a.to_ring_int());
+            v.dedup();
+            self.near.list = v;
+            self.near.list_version = Some(version);
+        }
+        self.near.list.clone()
+    }
+
+    /// True when the cached near list differs from what we last announced.
+    fn near_list_changed(&mut self) -> bool {
+        self.near_list();
+        self.near.list != self.near.last_sent
     }
 
     pub(crate) fn send_status(&mut self, to: &Address) {
-        let Some(p) = self.table.get(to) else {
+        let Some(wants) = self.table.get(to).map(|p| !p.types.is_empty()) else {
             return;
         };
         let msg = Msg::Status {
             routable: self.near.routable,
-            wants: !p.types.is_empty(),
+            wants,
             near: self.near_list(),
             size_log2: self.near.size_log2,
         };

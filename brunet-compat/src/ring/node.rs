@@ -254,10 +254,10 @@ impl Node {
             // A direct link replaces a relay edge; a second link to a linked peer
             // replaces the first (the runtime keeps one link per peer).
             let was_relay = matches!(p.path, Path::Relay { .. });
-            p.path = Path::Link(link, kind);
             if rtt_us > 0 {
                 p.rtt_us = rtt_us;
             }
+            self.table.set_path(&peer, Path::Link(link, kind));
             if was_relay {
                 self.emit(Event::RelayDown { peer });
             }
@@ -301,7 +301,7 @@ impl Node {
         });
         self.add_reason(&addr, reasons);
         self.send_status(&addr);
-        self.timers.set_min(Timer::Near, now);
+        self.near_soon();
         if reasons.contains(ConnType::LEAF) {
             self.timers.set_min(
                 Timer::Leaf,
@@ -392,7 +392,9 @@ impl Node {
         let Some(p) = self.table.get_mut(&from) else {
             return;
         };
-        let changed = p.routable != routable || p.near != near;
+        // Seeking reads only the near set's lists; the routable flag matters to all.
+        let changed =
+            p.routable != routable || (p.near != near && self.near.current.contains(&from));
         p.routable = routable;
         p.remote_wants = wants;
         p.near = near;
@@ -428,7 +430,18 @@ impl Node {
             self.table.remove(&q);
             self.emit(Event::RelayDown { peer: q });
         }
-        self.timers.set_min(Timer::Near, self.now);
+        self.near_soon();
+    }
+
+    /// Schedules a near check: at once for a node with a single peer (joining), else
+    /// after a short delay that folds a burst of link changes into one check.
+    fn near_soon(&mut self) {
+        let delay = if self.table.len() <= 1 {
+            Duration::ZERO
+        } else {
+            NEAR_COALESCE
+        };
+        self.timers.set_min(Timer::Near, self.now + delay);
     }
 
     /// Asks the runtime for a link to `addr`, or adds `reasons` to the existing one.
@@ -487,11 +500,20 @@ impl Node {
             return;
         }
         let now = self.now;
-        let lifetime = self.cfg.shortcut_lifetime.mul_f64(0.5 + self.uniform());
+        let Some(p) = self.table.get(addr) else {
+            return;
+        };
+        let new_shortcut =
+            reasons.contains(ConnType::SHORTCUT) && !p.types.contains(ConnType::SHORTCUT);
+        let lifetime = if new_shortcut {
+            self.cfg.shortcut_lifetime.mul_f64(0.5 + self.uniform())
+        } else {
+            Duration::ZERO
+        };
         let Some(p) = self.table.get_mut(addr) else {
             return;
         };
-        if reasons.contains(ConnType::SHORTCUT) && !p.types.contains(ConnType::SHORTCUT) {
+        if new_shortcut {
             p.shortcut_until = now + lifetime;
         }
         p.types |= reasons;

@@ -220,24 +220,29 @@ impl Node {
     /// or left of it (increasing), and the first right of it.
     pub(crate) fn bracket(&self, dst: &Address, skip: Option<Address>) -> (Address, Address) {
         let n = self.table.len();
-        let start = self.table.lower_bound(dst);
-        let usable = |a: &Address| Some(*a) != skip;
-        let succ = (0..n)
-            .map(|k| self.table.at((start + k) % n))
-            .find(|p| p.routable && usable(&p.addr))
-            .map(|p| p.addr);
+        let d = dst.to_ring_int();
+        let skip = skip.map(Address::to_ring_int);
+        let start = self.table.lower_bound(d);
+        let usable = |i: usize| {
+            let k = self.table.key_at(i);
+            Some(k) != skip && self.table.at(i).routable
+        };
+        let succ = (0..n).map(|k| (start + k) % n).find(|&i| usable(i));
         let pred = (0..n)
-            .map(|k| self.table.at((start + 2 * n - 1 - k) % n))
-            .find(|p| p.routable && usable(&p.addr) && p.addr != *dst)
-            .map(|p| p.addr);
-        let me = self.me;
+            .map(|k| (start + 2 * n - 1 - k) % n)
+            .find(|&i| usable(i) && self.table.key_at(i) != d);
+        let me = self.me.to_ring_int();
         let left = match succ {
-            Some(s) if dst.left_distance_to(&s) < dst.left_distance_to(&me) => s,
-            _ => me,
+            Some(i) if self.table.key_at(i).wrapping_sub(d) < me.wrapping_sub(d) => {
+                self.table.at(i).addr
+            }
+            _ => self.me,
         };
         let right = match pred {
-            Some(p) if dst.right_distance_to(&p) < dst.right_distance_to(&me) => p,
-            _ => me,
+            Some(i) if d.wrapping_sub(self.table.key_at(i)) < d.wrapping_sub(me) => {
+                self.table.at(i).addr
+            }
+            _ => self.me,
         };
         (left, right)
     }

@@ -8,7 +8,7 @@
 use std::fmt;
 use std::ops::{BitOr, BitOrAssign};
 
-use crate::address::Address;
+use crate::address::{Address, RingInt};
 
 use super::msg::NeighbourInfo;
 use super::time::Time;
@@ -169,14 +169,30 @@ impl Peer {
 }
 
 /// Peers sorted by address, at most one per address.
+///
+/// Next to the peers, two compact parallel arrays keep the hot paths off the 150-byte
+/// entries: the address as a [`RingInt`] (compared as two integers, where comparing
+/// `[u8; 20]` costs a `memcmp` call), searched by bisection, and the link id, scanned
+/// when a message arrives.
 #[derive(Clone, Debug, Default)]
 pub struct Table {
+    keys: Vec<RingInt>,
+    links: Vec<u64>,
     peers: Vec<Peer>,
+    /// Bumped whenever a peer comes or goes (cached views compare it).
+    version: u64,
+}
+
+/// `links` entry of a peer reached through a relay.
+const NO_LINK: u64 = u64::MAX;
+
+fn link_key(p: &Peer) -> u64 {
+    p.link().map_or(NO_LINK, |l| l.0)
 }
 
 impl Table {
     /// All peers in address order.
-    pub fn iter(&self) -> impl Iterator<Item = &Peer> {
+    pub fn iter(&self) -> impl ExactSizeIterator<Item = &Peer> + DoubleEndedIterator {
         self.peers.iter()
     }
 
@@ -190,16 +206,22 @@ impl Table {
         self.peers.is_empty()
     }
 
+    fn find(&self, addr: &Address) -> Result<usize, usize> {
+        self.keys.binary_search(&addr.to_ring_int())
+    }
+
     /// The entry for `addr`.
     pub fn get(&self, addr: &Address) -> Option<&Peer> {
-        self.peers
-            .binary_search_by(|p| p.addr.cmp(addr))
-            .ok()
-            .map(|i| &self.peers[i])
+        self.find(addr).ok().map(|i| &self.peers[i])
+    }
+
+    /// True when `addr` has an entry.
+    pub fn contains(&self, addr: &Address) -> bool {
+        self.find(addr).is_ok()
     }
 
     pub(crate) fn get_mut(&mut self, addr: &Address) -> Option<&mut Peer> {
-        match self.peers.binary_search_by(|p| p.addr.cmp(addr)) {
+        match self.find(addr) {
             Ok(i) => Some(&mut self.peers[i]),
             Err(_) => None,
         }
@@ -207,50 +229,91 @@ impl Table {
 
     /// The peer on runtime link `link`.
     pub fn by_link(&self, link: LinkId) -> Option<&Peer> {
-        self.peers.iter().find(|p| p.link() == Some(link))
+        let i = self.links.iter().position(|&l| l == link.0)?;
+        Some(&self.peers[i])
     }
 
     /// Inserts `peer`, replacing an entry with the same address.
     pub(crate) fn insert(&mut self, peer: Peer) {
-        match self.peers.binary_search_by(|p| p.addr.cmp(&peer.addr)) {
-            Ok(i) => self.peers[i] = peer,
-            Err(i) => self.peers.insert(i, peer),
+        match self.find(&peer.addr) {
+            Ok(i) => {
+                self.links[i] = link_key(&peer);
+                self.peers[i] = peer;
+            }
+            Err(i) => {
+                self.version += 1;
+                self.keys.insert(i, peer.addr.to_ring_int());
+                self.links.insert(i, link_key(&peer));
+                self.peers.insert(i, peer);
+            }
+        }
+    }
+
+    /// Changes how `addr` is reached.
+    pub(crate) fn set_path(&mut self, addr: &Address, path: Path) {
+        if let Ok(i) = self.find(addr) {
+            self.peers[i].path = path;
+            self.links[i] = link_key(&self.peers[i]);
         }
     }
 
     pub(crate) fn remove(&mut self, addr: &Address) -> Option<Peer> {
-        match self.peers.binary_search_by(|p| p.addr.cmp(addr)) {
-            Ok(i) => Some(self.peers.remove(i)),
+        match self.find(addr) {
+            Ok(i) => {
+                self.version += 1;
+                self.keys.remove(i);
+                self.links.remove(i);
+                Some(self.peers.remove(i))
+            }
             Err(_) => None,
         }
     }
 
-    /// Index of the first peer with address ≥ `addr` (may equal `len`).
-    pub(crate) fn lower_bound(&self, addr: &Address) -> usize {
-        self.peers.partition_point(|p| p.addr < *addr)
+    /// Changes whenever a peer comes or goes.
+    pub(crate) fn version(&self) -> u64 {
+        self.version
+    }
+
+    /// Index of the first peer with address ≥ `key` (may equal `len`).
+    pub(crate) fn lower_bound(&self, key: RingInt) -> usize {
+        self.keys.partition_point(|k| *k < key)
     }
 
     pub(crate) fn at(&self, i: usize) -> &Peer {
         &self.peers[i]
     }
 
+    /// The key (address as an integer) of entry `i`.
+    pub(crate) fn key_at(&self, i: usize) -> RingInt {
+        self.keys[i]
+    }
+
+    /// Index of the nearest peer on the left of `me` (the first with a greater address,
+    /// wrapping); meaningless on an empty table.
+    fn left_start(&self, me: &Address) -> usize {
+        let k = me.to_ring_int();
+        self.keys.partition_point(|x| *x <= k)
+    }
+
     /// Peers on the left of `me` (increasing addresses, wrapping), nearest first.
-    pub fn left_of<'a>(&'a self, me: &Address) -> impl Iterator<Item = &'a Peer> + 'a {
+    pub fn left_of<'a>(&'a self, me: &Address) -> impl Iterator<Item = &'a Peer> + Clone + 'a {
         let n = self.peers.len();
-        let start = self.peers.partition_point(|p| p.addr <= *me);
+        let start = self.left_start(me);
         (0..n).map(move |k| &self.peers[(start + k) % n])
     }
 
     /// Peers on the right of `me` (decreasing addresses, wrapping), nearest first.
-    pub fn right_of<'a>(&'a self, me: &Address) -> impl Iterator<Item = &'a Peer> + 'a {
+    pub fn right_of<'a>(&'a self, me: &Address) -> impl Iterator<Item = &'a Peer> + Clone + 'a {
         let n = self.peers.len();
-        let start = self.peers.partition_point(|p| p.addr < *me);
+        let start = self.lower_bound(me.to_ring_int());
         (0..n).map(move |k| &self.peers[(start + n - 1 - k % n) % n])
     }
 
     /// Approximate heap bytes held by the table (for the memory-per-peer figure).
     pub fn heap_bytes(&self) -> usize {
         self.peers.capacity() * std::mem::size_of::<Peer>()
+            + self.keys.capacity() * std::mem::size_of::<RingInt>()
+            + self.links.capacity() * std::mem::size_of::<u64>()
             + self
                 .peers
                 .iter()

@@ -1,101 +1,27 @@
-//! The event loop: nodes, links, the queue, churn and workload.
+//! The event loop: nodes, links and the queue.
 //!
 //! Hash maps here are only looked up, never iterated, so they cannot break determinism.
 #![allow(clippy::disallowed_types)]
 
-use std::cmp::Reverse;
-use std::collections::{BTreeSet, BinaryHeap, HashMap};
+use std::collections::{BTreeSet, HashMap};
 use std::time::Duration;
 
 use rand_chacha::ChaCha8Rng;
 use rand_core::{RngCore, SeedableRng};
 
 use crate::address::Address;
-use crate::ring::{
-    Config, Event, Input, LinkId, LinkKind, Msg, Node, Output, RelaySelect, RequestId,
-    ShortcutCount, Time,
-};
+use crate::ring::{Event, Input, LinkId, LinkKind, Msg, Node, Output, Time, codec};
 
+use super::config::SimConfig;
 use super::metrics::Metrics;
-use super::net::{Latency, Net};
+use super::net::Net;
+use super::queue::{Popped, Queue};
 
-/// What to simulate.
-#[derive(Clone, Debug)]
-pub struct SimConfig {
-    /// Nodes in the ring.
-    pub nodes: usize,
-    /// Seed of everything.
-    pub seed: u64,
-    /// Joins per simulated second while the ring is built.
-    pub join_rate: f64,
-    /// Settling time after the last join before measuring, seconds.
-    pub settle_s: f64,
-    /// Length of the measured steady phase, seconds.
-    pub steady_s: f64,
-    /// Latency source.
-    pub latency: Latency,
-    /// Share of node pairs that cannot link directly.
-    pub blocked: f64,
-    /// Message loss probability.
-    pub loss: f64,
-    /// Share of the nodes replaced every `churn_period_s` during the steady phase.
-    pub churn_frac: f64,
-    /// See `churn_frac`.
-    pub churn_period_s: f64,
-    /// Share of departures that are graceful (the rest crash).
-    pub graceful_share: f64,
-    /// Crash this share of nodes at once, this many seconds into the steady phase.
-    pub mass_leave: Option<(f64, f64)>,
-    /// Lookups per simulated second (steady phase).
-    pub lookups_per_s: f64,
-    /// DHT puts per simulated second (steady phase).
-    pub dht_puts_per_s: f64,
-    /// DHT gets per simulated second (steady phase).
-    pub dht_gets_per_s: f64,
-    /// A crashed peer's links are reported down after a uniform delay in this range,
-    /// seconds (keepalives every 15 s, dead after 45 s of silence).
-    pub detect_s: (f64, f64),
-    /// A link attempt to a blocked or dead peer fails after this long, seconds.
-    pub link_fail_s: f64,
-    /// Metric sampling period, seconds.
-    pub sample_s: f64,
-    /// Shortcut rule of the nodes.
-    pub shortcuts: ShortcutCount,
-    /// Relay forwarder choice of the nodes.
-    pub relay_select: RelaySelect,
-}
-
-impl Default for SimConfig {
-    fn default() -> SimConfig {
-        SimConfig {
-            nodes: 1000,
-            seed: 1,
-            join_rate: 100.0,
-            settle_s: 60.0,
-            steady_s: 600.0,
-            latency: Latency::HeavyTailed,
-            blocked: 0.0,
-            loss: 0.0,
-            churn_frac: 0.0,
-            churn_period_s: 600.0,
-            graceful_share: 0.0,
-            mass_leave: None,
-            lookups_per_s: 50.0,
-            dht_puts_per_s: 5.0,
-            dht_gets_per_s: 20.0,
-            detect_s: (30.0, 45.0),
-            link_fail_s: 5.0,
-            sample_s: 10.0,
-            shortcuts: ShortcutCount::Log2 { factor: 1.0 },
-            relay_select: RelaySelect::Latency,
-        }
-    }
-}
-
+/// A scheduled event (node timers are kept apart, see [`Queue`]).
 #[derive(Debug)]
-enum Ev {
-    Timeout(u32),
-    Deliver { to: u32, link: u64, msg: Box<Msg> },
+pub(crate) enum Ev {
+    Deliver { to: u32, link: u64, msg: Msg },
+    DeliverBytes { to: u32, link: u64, bytes: Vec<u8> },
     LinkUp(u64),
     LinkFail { node: u32, peer: Address },
     LinkDown { node: u32, link: u64 },
@@ -108,49 +34,27 @@ enum Ev {
     DhtGet,
 }
 
-struct Sched {
-    at: Time,
-    seq: u64,
-    ev: Ev,
-}
-
-impl PartialEq for Sched {
-    fn eq(&self, o: &Sched) -> bool {
-        (self.at, self.seq) == (o.at, o.seq)
-    }
-}
-impl Eq for Sched {}
-impl PartialOrd for Sched {
-    fn partial_cmp(&self, o: &Sched) -> Option<std::cmp::Ordering> {
-        Some(self.cmp(o))
-    }
-}
-impl Ord for Sched {
-    fn cmp(&self, o: &Sched) -> std::cmp::Ordering {
-        (self.at, self.seq).cmp(&(o.at, o.seq))
-    }
-}
-
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
-enum LinkState {
+pub(crate) enum LinkState {
     Connecting,
     Up,
     Down,
 }
 
 #[derive(Clone, Copy, Debug)]
-struct LinkRec {
-    a: u32,
-    b: u32,
-    state: LinkState,
-    leaf_end: Option<u32>,
+pub(crate) struct LinkRec {
+    pub(crate) a: u32,
+    pub(crate) b: u32,
+    pub(crate) state: LinkState,
+    pub(crate) leaf_end: Option<u32>,
 }
 
 pub(crate) struct SimNode {
     pub(crate) node: Option<Box<Node>>,
     pub(crate) addr: Address,
-    scheduled: Time,
-    links: Vec<u64>,
+    /// The node's armed deadline as queued (`NEVER`: none queued).
+    pub(crate) scheduled: Time,
+    pub(crate) links: Vec<u64>,
     pub(crate) joined: Time,
 }
 
@@ -162,34 +66,38 @@ pub(crate) enum Work {
     Get { value: u64 },
 }
 
+/// Timeouts a node may take in a row without going through the queue.
+const INLINE_TIMEOUTS: usize = 4;
+
 /// The simulator.
 pub struct Sim {
     pub(crate) cfg: SimConfig,
     pub(crate) net: Net,
-    rng: ChaCha8Rng,
+    pub(crate) rng: ChaCha8Rng,
     pub(crate) now: Time,
     pub(crate) nodes: Vec<SimNode>,
-    live: Vec<u32>,
-    live_pos: Vec<usize>,
+    pub(crate) live: Vec<u32>,
+    pub(crate) live_pos: Vec<usize>,
     pub(crate) live_addrs: BTreeSet<Address>,
-    addr_index: HashMap<Address, u32>,
-    links: Vec<LinkRec>,
-    pairs: HashMap<(u32, u32), u64>,
-    queue: BinaryHeap<Reverse<Sched>>,
-    seq: u64,
+    pub(crate) addr_index: HashMap<Address, u32>,
+    pub(crate) links: Vec<LinkRec>,
+    pub(crate) pairs: HashMap<(u32, u32), u64>,
+    queue: Queue<Ev>,
     buf: Vec<Output>,
     pub(crate) work: HashMap<(u32, u32), Work>,
     pub(crate) stored: Vec<(Address, u64, Time)>,
     pub(crate) metrics: Metrics,
-    joined_count: usize,
+    pub(crate) joined_count: usize,
     pub(crate) join_end: Time,
     pub(crate) steady_start: Time,
     pub(crate) steady_end: Time,
-    next_value: u64,
+    pub(crate) next_value: u64,
     pub(crate) events: u64,
+    /// Most events waiting at once (for the memory report).
+    pub(crate) queue_peak: usize,
 }
 
-fn secs(s: f64) -> Duration {
+pub(crate) fn secs(s: f64) -> Duration {
     Duration::from_secs_f64(s.max(0.0))
 }
 
@@ -213,8 +121,7 @@ impl Sim {
             addr_index: HashMap::new(),
             links: Vec::new(),
             pairs: HashMap::new(),
-            queue: BinaryHeap::new(),
-            seq: 0,
+            queue: Queue::default(),
             buf: Vec::new(),
             work: HashMap::new(),
             stored: Vec::new(),
@@ -225,6 +132,7 @@ impl Sim {
             steady_end,
             next_value: 0,
             events: 0,
+            queue_peak: 0,
         };
         sim.push(Time::ZERO, Ev::Join);
         sim.push(Time::ZERO + secs(sim.cfg.sample_s), Ev::Sample);
@@ -252,39 +160,44 @@ impl Sim {
         secs(self.cfg.churn_period_s / (self.cfg.churn_frac * self.cfg.nodes as f64).max(1e-9))
     }
 
-    fn push(&mut self, at: Time, ev: Ev) {
-        self.seq += 1;
-        let at = at.max(self.now);
-        self.queue.push(Reverse(Sched {
-            at,
-            seq: self.seq,
-            ev,
-        }));
+    pub(crate) fn push(&mut self, at: Time, ev: Ev) {
+        self.queue.push(at.max(self.now), ev);
     }
 
     pub(crate) fn uniform(&mut self) -> f64 {
         (self.rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64
     }
 
-    fn random_live(&mut self) -> u32 {
+    pub(crate) fn random_live(&mut self) -> u32 {
         let k = self.below(self.live.len());
         self.live[k]
     }
 
-    fn below(&mut self, n: usize) -> usize {
+    pub(crate) fn below(&mut self, n: usize) -> usize {
         (self.rng.next_u64() % n.max(1) as u64) as usize
     }
 
     /// Runs to the end of the steady phase.
     pub fn run(&mut self) {
         let end = self.steady_end;
-        while let Some(Reverse(s)) = self.queue.pop() {
-            if s.at > end {
+        while let Some((at, ev)) = self.queue.pop() {
+            if at > end {
                 break;
             }
-            self.now = s.at;
+            self.queue_peak = self.queue_peak.max(self.queue.len() + 1);
+            self.now = at;
             self.events += 1;
-            self.dispatch(s.ev);
+            match ev {
+                Popped::Timer(i) => {
+                    let sn = &mut self.nodes[i as usize];
+                    if sn.scheduled != at || sn.node.is_none() {
+                        continue; // superseded by an earlier deadline
+                    }
+                    sn.scheduled = Time::NEVER;
+                    self.input(i, Input::Timeout);
+                }
+                Popped::Event(ev) => self.dispatch(ev),
+            }
         }
         self.now = end;
         self.finish();
@@ -292,23 +205,16 @@ impl Sim {
 
     fn dispatch(&mut self, ev: Ev) {
         match ev {
-            Ev::Timeout(i) => {
-                let sn = &mut self.nodes[i as usize];
-                if sn.scheduled != self.now || sn.node.is_none() {
-                    return;
-                }
-                sn.scheduled = Time::NEVER;
-                self.input(i, Input::Timeout);
-            }
             Ev::Deliver { to, link, msg } => {
                 if self.links[link as usize].state == LinkState::Up {
-                    self.input(
-                        to,
-                        Input::Receive {
-                            link: LinkId(link),
-                            msg: *msg,
-                        },
-                    );
+                    let link = LinkId(link);
+                    self.input(to, Input::Receive { link, msg });
+                }
+            }
+            Ev::DeliverBytes { to, link, bytes } => {
+                if self.links[link as usize].state == LinkState::Up {
+                    let link = LinkId(link);
+                    self.input(to, Input::ReceiveBytes { link, bytes });
                 }
             }
             Ev::LinkUp(l) => self.link_up(l),
@@ -359,7 +265,7 @@ impl Sim {
     }
 
     /// Feeds one input to node `i` and plays its outputs.
-    fn input(&mut self, i: u32, input: Input) {
+    pub(crate) fn input(&mut self, i: u32, input: Input) {
         let now = self.now;
         let Some(node) = self.nodes[i as usize].node.as_mut() else {
             return;
@@ -368,31 +274,43 @@ impl Sim {
         self.drain(i);
     }
 
+    /// Plays node `i`'s outputs and queues its next deadline. A deadline that is already
+    /// due is taken at once, a few times in a row, instead of going through the queue.
     pub(crate) fn drain(&mut self, i: u32) {
         let mut buf = std::mem::take(&mut self.buf);
-        let Some(node) = self.nodes[i as usize].node.as_mut() else {
-            return;
-        };
-        let deadline = loop {
-            match node.poll_output() {
-                Output::Timeout(at) => break at,
-                o => buf.push(o),
+        for round in 0.. {
+            let Some(node) = self.nodes[i as usize].node.as_mut() else {
+                break;
+            };
+            let deadline = loop {
+                match node.poll_output() {
+                    Output::Timeout(at) => break at,
+                    o => buf.push(o),
+                }
+            };
+            for o in buf.drain(..) {
+                match o {
+                    Output::Transmit(t) => self.transmit(i, t.link.0, t.msg),
+                    Output::Event(e) => self.event(i, e),
+                    Output::Timeout(_) => {}
+                }
             }
-        };
-        for o in buf.drain(..) {
-            match o {
-                Output::Transmit(t) => self.transmit(i, t.link.0, t.msg),
-                Output::Event(e) => self.event(i, e),
-                Output::Timeout(_) => {}
+            if deadline <= self.now && round < INLINE_TIMEOUTS {
+                let now = self.now;
+                if let Some(node) = self.nodes[i as usize].node.as_mut() {
+                    node.handle_input(now, Input::Timeout);
+                }
+                continue;
             }
+            let sn = &mut self.nodes[i as usize];
+            if deadline != Time::NEVER && (deadline < sn.scheduled || sn.scheduled < self.now) {
+                sn.scheduled = deadline.max(self.now);
+                let at = sn.scheduled;
+                self.queue.push_timer(at, i);
+            }
+            break;
         }
         self.buf = buf;
-        let sn = &mut self.nodes[i as usize];
-        if deadline != Time::NEVER && (deadline < sn.scheduled || sn.scheduled < self.now) {
-            sn.scheduled = deadline.max(self.now);
-            let at = sn.scheduled;
-            self.push(at, Ev::Timeout(i));
-        }
     }
 
     fn transmit(&mut self, from: u32, link: u64, msg: Msg) {
@@ -403,26 +321,32 @@ impl Sim {
             return;
         }
         let to = if rec.a == from { rec.b } else { rec.a };
-        let measuring = self.now >= self.steady_start;
-        if measuring {
-            self.metrics.msgs += 1;
+        let bytes = self.cfg.wire.then(|| codec::encode(&msg));
+        if self.now >= self.steady_start {
+            let m = &mut self.metrics;
+            m.msgs += 1;
             if msg.is_maintenance() {
-                self.metrics.maintenance_msgs += 1;
+                m.maintenance_msgs += 1;
             }
-            *self.metrics.kinds.entry(kind_of(&msg)).or_default() += 1;
+            let kind = kind_of(&msg);
+            *m.kinds.entry(kind).or_default() += 1;
+            if let Some(b) = &bytes {
+                m.bytes += b.len() as u64;
+                if msg.is_maintenance() {
+                    m.maintenance_bytes += b.len() as u64;
+                }
+                *m.kind_bytes.entry(kind).or_default() += b.len() as u64;
+            }
         }
         if self.cfg.loss > 0.0 && self.uniform() < self.cfg.loss {
             return;
         }
-        let lat = Duration::from_micros(self.net.one_way_us(from as usize, to as usize));
-        self.push(
-            self.now + lat,
-            Ev::Deliver {
-                to,
-                link,
-                msg: Box::new(msg),
-            },
-        );
+        let at = self.now + Duration::from_micros(self.net.one_way_us(from as usize, to as usize));
+        let ev = match bytes {
+            Some(bytes) => Ev::DeliverBytes { to, link, bytes },
+            None => Ev::Deliver { to, link, msg },
+        };
+        self.push(at, ev);
     }
 
     fn event(&mut self, i: u32, e: Event) {
@@ -441,7 +365,7 @@ impl Sim {
         }
     }
 
-    fn link_wanted(&mut self, i: u32, peer: Address, leaf_end: Option<u32>) {
+    pub(crate) fn link_wanted(&mut self, i: u32, peer: Address, leaf_end: Option<u32>) {
         let fail = self.now + secs(self.cfg.link_fail_s);
         let Some(&j) = self.addr_index.get(&peer) else {
             self.push(fail, Ev::LinkFail { node: i, peer });
@@ -525,278 +449,6 @@ impl Sim {
         }
     }
 
-    /// Adds a node and links it to a random live, routable bootstrap as a leaf.
-    fn join(&mut self) {
-        let i = self.nodes.len() as u32;
-        let mut b = [0u8; 20];
-        for c in b.chunks_mut(8) {
-            let r = self.rng.next_u64().to_be_bytes();
-            c.copy_from_slice(&r[..c.len()]);
-        }
-        let addr = Address::ah(b);
-        let mut cfg = Config::with_seed(self.cfg.seed ^ (u64::from(i) << 20) ^ 0x5eed);
-        cfg.shortcuts = self.cfg.shortcuts;
-        cfg.relay_select = self.cfg.relay_select;
-        let mut node = Node::new(cfg, addr, self.now);
-        self.net.place(i as usize, &mut self.rng);
-        let first = self.live.is_empty();
-        if first {
-            node.create_ring();
-        }
-        self.nodes.push(SimNode {
-            node: Some(Box::new(node)),
-            addr,
-            scheduled: Time::NEVER,
-            links: Vec::new(),
-            joined: self.now,
-        });
-        self.live_pos.push(self.live.len());
-        self.live.push(i);
-        self.live_addrs.insert(addr);
-        self.addr_index.insert(addr, i);
-        self.joined_count += 1;
-        self.drain(i);
-        if first {
-            return;
-        }
-        self.bootstrap(i);
-    }
-
-    /// Links node `i` as a leaf to a live, routable node it can reach: a random start,
-    /// then the next suitable one in the live list (node 0 always qualifies early on).
-    fn bootstrap(&mut self, i: u32) {
-        let n = self.live.len();
-        let start = self.below(n);
-        for k in 0..n {
-            let j = self.live[(start + k) % n];
-            let routable = self.nodes[j as usize]
-                .node
-                .as_ref()
-                .is_some_and(|n| n.is_routable());
-            if j != i && routable && !self.net.is_blocked(i as usize, j as usize) {
-                let peer = self.nodes[j as usize].addr;
-                self.link_wanted(i, peer, Some(i));
-                return;
-            }
-        }
-    }
-
-    /// Re-bootstraps nodes left with no link at all (their bootstrap died or refused).
-    pub(crate) fn rebootstrap_isolated(&mut self) {
-        let isolated: Vec<u32> = self
-            .live
-            .iter()
-            .copied()
-            .filter(|&i| {
-                let sn = &self.nodes[i as usize];
-                sn.links.is_empty()
-                    && sn
-                        .node
-                        .as_ref()
-                        .is_some_and(|n| !n.is_routable() && n.table().is_empty())
-            })
-            .collect();
-        for i in isolated {
-            self.bootstrap(i);
-        }
-    }
-
-    /// Removes node `i`: gracefully (it says goodbye) or by crashing (its peers notice
-    /// after the keepalive timeout).
-    pub(crate) fn kill(&mut self, i: u32, graceful: bool) {
-        if self.nodes[i as usize].node.is_none() {
-            return;
-        }
-        if graceful {
-            let now = self.now;
-            if let Some(n) = self.nodes[i as usize].node.as_mut() {
-                n.leave(now);
-            }
-            self.drain(i);
-        }
-        let links = std::mem::take(&mut self.nodes[i as usize].links);
-        for l in links {
-            let rec = self.links[l as usize];
-            if rec.state != LinkState::Up {
-                continue;
-            }
-            self.links[l as usize].state = LinkState::Down;
-            self.pairs.remove(&(rec.a.min(rec.b), rec.a.max(rec.b)));
-            let other = if rec.a == i { rec.b } else { rec.a };
-            self.nodes[other as usize].links.retain(|&k| k != l);
-            let (lo, hi) = self.cfg.detect_s;
-            let d = lo + (hi - lo) * self.uniform();
-            self.push(
-                self.now + secs(d),
-                Ev::LinkDown {
-                    node: other,
-                    link: l,
-                },
-            );
-        }
-        let sn = &mut self.nodes[i as usize];
-        sn.node = None;
-        let addr = sn.addr;
-        self.live_addrs.remove(&addr);
-        let pos = self.live_pos[i as usize];
-        let last = *self.live.last().expect("a live node is being removed");
-        self.live.swap_remove(pos);
-        if pos < self.live.len() {
-            self.live_pos[last as usize] = pos;
-        }
-        self.metrics.departures += 1;
-    }
-
-    fn churn_one(&mut self) {
-        if self.live.len() < 3 {
-            return;
-        }
-        let i = self.random_live();
-        let graceful = self.uniform() < self.cfg.graceful_share;
-        self.kill(i, graceful);
-        self.join();
-    }
-
-    /// A random live node that has been in the ring a while, to issue requests from.
-    fn warm_node(&mut self) -> Option<u32> {
-        for _ in 0..32 {
-            let i = self.random_live();
-            let sn = &self.nodes[i as usize];
-            if self.now.saturating_since(sn.joined) > Duration::from_secs(30)
-                && sn.node.as_ref().is_some_and(|n| n.is_routable())
-            {
-                return Some(i);
-            }
-        }
-        None
-    }
-
-    fn random_addr(&mut self) -> Address {
-        let mut b = [0u8; 20];
-        for c in b.chunks_mut(8) {
-            let r = self.rng.next_u64().to_be_bytes();
-            c.copy_from_slice(&r[..c.len()]);
-        }
-        Address::ah(b)
-    }
-
-    fn start_lookup(&mut self) {
-        let Some(i) = self.warm_node() else { return };
-        let key = self.random_addr();
-        let now = self.now;
-        let Some(n) = self.nodes[i as usize].node.as_mut() else {
-            return;
-        };
-        let id = n.lookup(now, key);
-        self.work.insert((i, id.0), Work::Lookup { key });
-        self.drain(i);
-    }
-
-    fn start_put(&mut self) {
-        let Some(i) = self.warm_node() else { return };
-        let key = self.random_addr();
-        self.next_value += 1;
-        let value = self.next_value;
-        let now = self.now;
-        let Some(n) = self.nodes[i as usize].node.as_mut() else {
-            return;
-        };
-        let id = n.dht_put(now, key, value.to_be_bytes().to_vec(), 3600, Vec::new());
-        self.work.insert((i, id.0), Work::Put { key, value });
-        self.drain(i);
-    }
-
-    fn start_get(&mut self) {
-        let ready: usize = self
-            .stored
-            .partition_point(|s| self.now.saturating_since(s.2) > Duration::from_secs(2));
-        if ready == 0 {
-            return;
-        }
-        let Some(i) = self.warm_node() else { return };
-        let k = self.below(ready);
-        let (key, value, _) = self.stored[k];
-        let now = self.now;
-        let Some(n) = self.nodes[i as usize].node.as_mut() else {
-            return;
-        };
-        let id = n.dht_get(now, key);
-        self.work.insert((i, id.0), Work::Get { value });
-        self.drain(i);
-    }
-
-    fn lookup_done(
-        &mut self,
-        i: u32,
-        id: RequestId,
-        result: Option<(Address, u16)>,
-        attempts: u32,
-    ) {
-        let Some(Work::Lookup { key }) = self.work.remove(&(i, id.0)) else {
-            return;
-        };
-        let (succ, pred) = self.true_bracket(&key);
-        let closest = if key.distance_to(&succ).abs() < key.distance_to(&pred).abs() {
-            succ
-        } else {
-            pred
-        };
-        let m = &mut self.metrics;
-        m.lookups += 1;
-        match result {
-            Some((owner, hops)) => {
-                if owner == closest {
-                    m.lookup_exact += 1;
-                }
-                if owner == succ || owner == pred {
-                    m.lookup_ok += 1;
-                    if attempts == 1 {
-                        m.hops.push(hops);
-                    }
-                }
-            }
-            None => m.lookup_timeouts += 1,
-        }
-    }
-
-    fn put_done(&mut self, i: u32, id: RequestId, ok: bool) {
-        let Some(Work::Put { key, value }) = self.work.remove(&(i, id.0)) else {
-            return;
-        };
-        self.metrics.puts += 1;
-        if ok {
-            self.metrics.puts_ok += 1;
-            self.stored.push((key, value, self.now));
-        }
-    }
-
-    fn get_done(&mut self, i: u32, id: RequestId, values: Option<Vec<crate::ring::DhtValue>>) {
-        let Some(Work::Get { value }) = self.work.remove(&(i, id.0)) else {
-            return;
-        };
-        self.metrics.gets += 1;
-        let want = value.to_be_bytes();
-        if values.is_some_and(|v| v.iter().any(|x| x.value == want)) {
-            self.metrics.gets_ok += 1;
-        }
-    }
-
-    /// The live nodes bracketing `key`: first at or above it, first below it.
-    pub(crate) fn true_bracket(&self, key: &Address) -> (Address, Address) {
-        let succ = self
-            .live_addrs
-            .range(key..)
-            .next()
-            .or_else(|| self.live_addrs.iter().next());
-        let pred = self
-            .live_addrs
-            .range(..key)
-            .next_back()
-            .or_else(|| self.live_addrs.iter().next_back());
-        // The ring is never empty while the simulator runs.
-        (*succ.expect("live ring"), *pred.expect("live ring"))
-    }
-
     /// The simulator index of the node at `addr` (live or dead).
     pub(crate) fn index_of(&self, addr: &Address) -> Option<u32> {
         self.addr_index.get(addr).copied()
@@ -806,10 +458,17 @@ impl Sim {
     pub(crate) fn live(&self) -> &[u32] {
         &self.live
     }
+
+    /// Approximate bytes the simulator itself holds besides the nodes.
+    pub(crate) fn sim_bytes(&self) -> usize {
+        self.queue.heap_bytes()
+            + self.links.capacity() * std::mem::size_of::<LinkRec>()
+            + self.nodes.capacity() * std::mem::size_of::<SimNode>()
+    }
 }
 
 /// A short name for a message kind, for the per-kind counts.
-fn kind_of(m: &Msg) -> &'static str {
+pub(crate) fn kind_of(m: &Msg) -> &'static str {
     use crate::ring::Payload;
     match m {
         Msg::Status { .. } => "status",

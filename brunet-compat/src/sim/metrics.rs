@@ -28,6 +28,9 @@ pub(crate) struct Metrics {
     pub(crate) report: Option<Report>,
     pub(crate) window_lookups: (u64, u64),
     pub(crate) kinds: std::collections::BTreeMap<&'static str, u64>,
+    pub(crate) bytes: u64,
+    pub(crate) maintenance_bytes: u64,
+    pub(crate) kind_bytes: std::collections::BTreeMap<&'static str, u64>,
 }
 
 /// One sample of the ring over time.
@@ -61,6 +64,8 @@ pub struct Report {
     pub time_to_consistent_s: Option<f64>,
     /// Consistency at the end of the run.
     pub consistent_end: f64,
+    /// Share of live nodes that route (part of the ring) at the end.
+    pub routable_end: f64,
     /// Mean consistency over the steady phase.
     pub consistent_steady_mean: f64,
     /// Minimum consistency over the steady phase.
@@ -105,6 +110,8 @@ pub struct Report {
     pub memory_per_node: f64,
     /// Core bytes per known peer (node state divided by table entries).
     pub memory_per_peer: f64,
+    /// Bytes the simulator itself holds per node (queue, link records).
+    pub sim_bytes_per_node: f64,
     /// Events processed.
     pub events: u64,
     /// Link messages per node per second in the steady phase, by kind.
@@ -209,9 +216,11 @@ impl Sim {
         let n_live = live.len().max(1) as f64;
         let (mut peers, mut sc, mut near, mut mem, mut l2) =
             (0usize, 0usize, 0usize, 0usize, 0.0f64);
+        let mut routable = 0usize;
         for &i in &live {
             if let Some(n) = self.nodes[i as usize].node.as_ref() {
                 peers += n.table().len();
+                routable += usize::from(n.is_routable());
                 sc += n.shortcut_count();
                 near += n
                     .table()
@@ -230,6 +239,7 @@ impl Sim {
             join_s: r6(self.join_end.as_secs_f64()),
             time_to_consistent_s: m.first_consistent.map(r6),
             consistent_end: r6(c),
+            routable_end: r6(routable as f64 / n_live),
             consistent_steady_mean: r6(steady_mean),
             consistent_steady_min: r6(steady_min),
             lookups: m.lookups,
@@ -252,6 +262,7 @@ impl Sim {
             size_log2_mean: r6(l2 / n_live),
             memory_per_node: r6(mem as f64 / n_live),
             memory_per_peer: r6(mem as f64 / peers.max(1) as f64),
+            sim_bytes_per_node: r6(self.sim_bytes() as f64 / n_live),
             events: self.events,
             msgs_by_kind: m
                 .kinds

@@ -6,11 +6,15 @@
 //! failures for blocked pairs), carries transmits with the network model's latency and
 //! loss, and delivers timeouts. See `ringsim` for the command line.
 
+pub mod config;
 pub mod engine;
 pub mod metrics;
 pub mod net;
+mod queue;
 pub mod svg;
+mod workload;
 
-pub use engine::{Sim, SimConfig};
+pub use config::SimConfig;
+pub use engine::Sim;
 pub use metrics::Report;
 pub use net::{Latency, Net};
