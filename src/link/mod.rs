@@ -37,7 +37,13 @@
 
 pub mod cipher;
 pub mod config;
+mod driver;
+mod error;
 pub mod handshake;
+pub mod ice;
+#[allow(clippy::module_inception)]
+mod link;
+mod manager;
 pub mod replay;
 mod session;
 pub mod timers;
@@ -48,7 +54,11 @@ pub mod wire;
 mod tests;
 
 pub use config::TunnelConfig;
+pub use error::LinkError;
 pub use handshake::HandshakeError;
+pub use ice::{IceConfig, IceServer, PathHint, PathInfo, PathKind};
+pub use link::{Link, LinkEvent, LinkState, LinkStatus, MAX_DATAGRAM};
+pub use manager::{Identity, Incoming, Linker, LinkerConfig, Policy};
 pub use timers::Timer;
 pub use tunnel::{
     DownReason, Output, Role, SendError, Tunnel, TunnelEvent, TunnelStats, buffer_for,

@@ -199,6 +199,14 @@ impl Tunnel {
         }
     }
 
+    /// Sets the peer's Noise key when it was not known at creation (an initiator learns it
+    /// from the answer, after its ICE agent had to start). Ignored once a handshake started.
+    pub fn set_remote_static(&mut self, key: [u8; 32]) {
+        if self.pending.is_none() && self.current.is_none() {
+            self.remote_static = key;
+        }
+    }
+
     /// Our role.
     pub fn role(&self) -> Role {
         self.role
