@@ -158,6 +158,7 @@ impl Driver {
                     None => return self.stop(LinkError::Closed, None).await,
                 },
                 Some(n) = notes.recv() => match n {
+                    DriverNote::Up => {}
                     DriverNote::Stale => self.restart().await,
                     DriverNote::Refused(reason) => {
                         let e = LinkError::Refused { peer: self.p.peer.clone(), reason };

@@ -87,6 +87,7 @@ pub(super) struct Shared {
 /// What the tunnel tells the driver.
 #[derive(Debug, Clone)]
 pub(super) enum DriverNote {
+    Up,
     Stale,
     Down(String),
     Refused(String),
@@ -136,6 +137,7 @@ impl Shared {
         let first = c.conn.is_none();
         c.conn = Some(conn.clone());
         c.tunnel.set_observed(path.remote);
+        c.tunnel.arm(Instant::now());
         let old = c.status.path.replace(path.clone());
         if c.tunnel.is_up() {
             c.status.state = LinkState::Up;
@@ -145,6 +147,7 @@ impl Shared {
         } else if c.tunnel.role() == super::Role::Initiator {
             let mut buf = vec![0u8; buffer_for(0)];
             if let Some(n) = c.tunnel.initiate(Instant::now(), &mut buf) {
+                tracing::debug!(n, "handshake initiation");
                 buf.truncate(n);
                 out.push(buf);
             }
@@ -163,6 +166,7 @@ impl Shared {
             match e {
                 TunnelEvent::Up => {
                     c.status.state = LinkState::Up;
+                    let _ = self.to_driver.send(DriverNote::Up);
                     if let Some(p) = &c.status.path {
                         let _ = self.events.send(LinkEvent::Up(p.clone()));
                     }
@@ -233,6 +237,7 @@ fn spawn_reader(shared: Arc<Shared>, conn: PathConn, generation: u32) {
                     return;
                 }
             };
+            tracing::trace!(n, generation, "packet in");
             let reply = {
                 let mut c = shared.lock();
                 if c.conn.is_none() {

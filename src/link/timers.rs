@@ -60,7 +60,7 @@ impl Tunnel {
         } else if !self.up && self.current.is_none() {
             t = soonest(
                 t,
-                Some(self.created + c.handshake_timeout),
+                self.created.map(|at| at + c.handshake_timeout),
                 Timer::HandshakeTimeout,
             );
         }
@@ -106,7 +106,12 @@ impl Tunnel {
             {
                 return self.initiate(now, dst);
             }
-        } else if !self.up && self.current.is_none() && now >= self.created + c.handshake_timeout {
+        } else if !self.up
+            && self.current.is_none()
+            && self
+                .created
+                .is_some_and(|at| now >= at + c.handshake_timeout)
+        {
             self.shut(DownReason::HandshakeTimeout);
             return None;
         }

@@ -153,7 +153,9 @@ pub struct Tunnel {
     pub(super) observed_to_send: Option<SocketAddr>,
     pub(super) events: VecDeque<TunnelEvent>,
     pub(super) stats: TunnelStats,
-    pub(super) created: Instant,
+    /// When the responder's handshake clock started: at the first path, not at creation, so
+    /// a slow ICE search is not mistaken for a failed handshake.
+    pub(super) created: Option<Instant>,
 }
 
 impl Tunnel {
@@ -167,7 +169,7 @@ impl Tunnel {
         context: &[u8],
         index_seed: u32,
         cfg: TunnelConfig,
-        now: Instant,
+        _now: Instant,
     ) -> Tunnel {
         let mut prologue = b"chamber-link-1\0".to_vec();
         prologue.extend_from_slice(context);
@@ -195,7 +197,7 @@ impl Tunnel {
             observed_to_send: None,
             events: VecDeque::new(),
             stats: TunnelStats::default(),
-            created: now,
+            created: None,
         }
     }
 
@@ -205,6 +207,11 @@ impl Tunnel {
         if self.pending.is_none() && self.current.is_none() {
             self.remote_static = key;
         }
+    }
+
+    /// Starts the responder's handshake clock (call when the first path exists).
+    pub fn arm(&mut self, now: Instant) {
+        self.created.get_or_insert(now);
     }
 
     /// Our role.
@@ -376,7 +383,8 @@ impl Tunnel {
             return Output::Done;
         }
         match Packet::new_checked(packet) {
-            Err(_) => {
+            Err(e) => {
+                tracing::trace!(%e, len = packet.len(), "malformed packet dropped");
                 self.stats.dropped_malformed += 1;
                 Output::Done
             }
