@@ -7,3 +7,6 @@ pub mod link;
 pub mod reflect;
 pub mod signal;
 pub mod rendezvous;
+pub mod control;
+pub mod node;
+pub mod cli;

@@ -25,4 +25,5 @@ pub use error::LoginError;
 pub use iq::IqError;
 pub use services::ServicesError;
 pub use session::{AccountConfig, Session, SessionInfo};
+pub(crate) use status::unix_ms;
 pub use status::{AccountStatus, LinkOptions, LinkState};

@@ -1,0 +1,146 @@
+//! The `chamber` command line: argument parsing (clap) and one module per command group. Each
+//! command returns a [`CliError`] whose message says what happened and what to do; `main` only
+//! prints it.
+
+mod account;
+mod daemon;
+mod netcheck;
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+use crate::account::LoginError;
+use crate::config::{Config, ConfigError, Paths};
+use crate::control::ControlError;
+use crate::keystore::KeystoreError;
+use crate::node::NodeError;
+
+/// chamber: a private, encrypted overlay of friends, from the XMPP accounts they already have.
+#[derive(Debug, Parser)]
+#[command(name = "chamber", version)]
+pub struct Cli {
+    /// Configuration file [default: $XDG_CONFIG_HOME/chamber/config.toml]
+    #[arg(long, global = true, env = "CHAMBER_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// More log output (-v: info, -vv: debug)
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Add, list or remove XMPP accounts
+    #[command(subcommand)]
+    Account(AccountCommand),
+    /// Run the node in the foreground (Ctrl-C stops it cleanly)
+    Up,
+    /// Show what the running node is doing
+    Status {
+        /// Print JSON instead of text
+        #[arg(long)]
+        json: bool,
+    },
+    /// Stop the running node cleanly
+    Stop,
+    /// Check the network: STUN/TURN offered by each server, public address, NAT type
+    Netcheck {
+        /// Print JSON instead of text
+        #[arg(long)]
+        json: bool,
+        /// Extra STUN server (host[:port]) used when no XMPP server offers one
+        #[arg(long = "stun", value_name = "HOST:PORT")]
+        stun: Vec<String>,
+    },
+}
+
+/// `chamber account ...`
+#[derive(Debug, Subcommand)]
+pub enum AccountCommand {
+    /// Add an account (or change its settings or password); logs in once to check it
+    Add {
+        /// The account's bare JID, user@server
+        jid: String,
+        /// Connect to HOST:PORT instead of looking up the server's SRV records
+        #[arg(long, value_name = "HOST:PORT")]
+        server: Option<String>,
+        /// TLS from the first byte (XEP-0368, usually port 5223) instead of STARTTLS
+        #[arg(long)]
+        direct_tls: bool,
+        /// Trust only this CA certificate (PEM) for the server
+        #[arg(long, value_name = "FILE")]
+        ca_file: Option<PathBuf>,
+        /// Read the password from standard input instead of prompting
+        #[arg(long)]
+        password_stdin: bool,
+        /// Store the account without logging in to check it
+        #[arg(long)]
+        no_verify: bool,
+    },
+    /// List the accounts
+    List {
+        /// Print JSON instead of text
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove an account and its stored password
+    Remove {
+        /// The account's bare JID
+        jid: String,
+    },
+}
+
+/// Why a command failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CliError {
+    /// The configuration is unusable.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The keystore failed.
+    #[error(transparent)]
+    Keystore(#[from] KeystoreError),
+    /// A login failed.
+    #[error(transparent)]
+    Login(#[from] LoginError),
+    /// The node could not run.
+    #[error(transparent)]
+    Node(#[from] NodeError),
+    /// The daemon could not be reached.
+    #[error(transparent)]
+    Control(#[from] ControlError),
+    /// The command line or its input is wrong.
+    #[error("{0}")]
+    Usage(String),
+}
+
+/// Runs a parsed command line.
+pub async fn run(cli: Cli) -> Result<(), CliError> {
+    let config_path = match &cli.config {
+        Some(p) => p.clone(),
+        None => Paths::from_env()?.config_file,
+    };
+    match cli.command {
+        Command::Account(cmd) => account::run(cmd, &config_path).await,
+        Command::Up => daemon::up(&config_path).await,
+        Command::Status { json } => daemon::status(&config_path, json).await,
+        Command::Stop => daemon::stop(&config_path).await,
+        Command::Netcheck { json, stun } => netcheck::run(&config_path, json, &stun).await,
+    }
+}
+
+/// The configuration at `path` and the default paths.
+fn load(path: &std::path::Path) -> Result<(Config, Paths), CliError> {
+    Ok((Config::load(path)?, Paths::from_env()?))
+}
+
+/// Prints a value as pretty JSON.
+fn print_json<T: serde::Serialize>(v: &T) -> Result<(), CliError> {
+    let text = serde_json::to_string_pretty(v).map_err(|e| CliError::Usage(e.to_string()))?;
+    println!("{text}");
+    Ok(())
+}

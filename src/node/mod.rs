@@ -1,0 +1,206 @@
+//! The daemon: runs the accounts, drives rendezvous, checks the network, answers the control
+//! socket. One loop owns the [`Rendezvous`] state machine and feeds it the accounts' events, IQ
+//! answers and the time; accounts run in their own tasks behind [`AccountHandle`]s.
+//!
+//! ```no_run
+//! # async fn f() -> Result<(), chamber::node::NodeError> {
+//! let setup = chamber::node::NodeSetup::load(None)?;
+//! chamber::node::run(setup, async { let _ = tokio::signal::ctrl_c().await; }).await
+//! # }
+//! ```
+
+mod reflection;
+mod setup;
+mod status;
+
+use std::future::Future;
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use tokio_xmpp::Stanza;
+use xmpp_ext::NodeSecret;
+
+pub use setup::{NodeError, NodeSetup, ring_membership};
+pub use status::{FriendStatus, NodeStatus, RingStatus};
+
+use crate::account::{AccountEvent, AccountHandle, IqError, unix_ms};
+use crate::control::{self, Request, Response};
+use crate::rendezvous::{FriendEvent, Output, Rendezvous};
+use status::FriendTable;
+
+/// How long each account gets to close its stream on shutdown.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Runs the node until `shutdown` completes (or a `stop` request arrives), then closes every
+/// account cleanly so no ghost presence stays behind.
+pub async fn run(setup: NodeSetup, shutdown: impl Future<Output = ()>) -> Result<(), NodeError> {
+    let listener = control::bind(&setup.control_socket).await?;
+    let (events_tx, mut events) = mpsc::channel(1024);
+    let mut handles = Vec::new();
+    for (i, cfg) in setup.accounts.iter().enumerate() {
+        handles.push(AccountHandle::spawn(
+            i,
+            cfg,
+            setup.link.clone(),
+            events_tx.clone(),
+        )?);
+    }
+    drop(events_tx);
+    let (control_tx, mut control_rx) = mpsc::channel(16);
+    let server = tokio::spawn(control::serve(listener, control_tx));
+    let (iq_tx, mut iq_results) = mpsc::unbounded_channel::<(u64, Result<_, IqError>)>();
+    let (net_tx, mut net_rx) = mpsc::channel(4);
+    let public = setup.secret.public();
+    let mut rv = Rendezvous::new(
+        NodeSecret::from_bytes(&setup.secret.to_bytes()),
+        setup.rings.clone(),
+        handles.iter().map(|h| h.jid().clone()).collect(),
+        setup.rendezvous.clone(),
+    );
+    let mut node = Node {
+        status: NodeStatus {
+            pid: std::process::id(),
+            started_ms: unix_ms(),
+            fingerprint: public.fingerprint().to_hex(),
+            address: public.overlay_address().to_string(),
+            keystore: setup.keystore.info().clone(),
+            accounts: Vec::new(),
+            rings: Vec::new(),
+            net: None,
+        },
+        friends: FriendTable::new(),
+        netcheck_started: false,
+    };
+    tracing::info!(fingerprint = %node.status.fingerprint, accounts = handles.len(),
+        rings = setup.rings.len(), keystore = %setup.keystore.info().kind, "node up");
+    tokio::pin!(shutdown);
+    loop {
+        let wake = rv.poll_timeout();
+        tokio::select! {
+            () = &mut shutdown => break,
+            Some((i, ev)) = events.recv() => {
+                let now = Instant::now().into_std();
+                match ev {
+                    AccountEvent::Online { bound_jid, resumed } => {
+                        rv.online(i, bound_jid, resumed, now);
+                        if !node.netcheck_started {
+                            node.netcheck_started = true;
+                            reflection::spawn(handles.clone(), setup.config.fallback_stun.clone(), net_tx.clone());
+                        }
+                    }
+                    AccountEvent::Offline => rv.offline(i),
+                    AccountEvent::Stanza(Stanza::Presence(p)) => rv.presence(i, p, now),
+                    AccountEvent::Stanza(Stanza::Iq(iq)) => rv.iq_request(i, iq, now),
+                    AccountEvent::Stanza(Stanza::Message(_)) => {}
+                }
+            }
+            Some((token, result)) = iq_results.recv() => rv.iq_result(token, result, Instant::now().into_std()),
+            Some(report) = net_rx.recv() => node.status.net = Some(report),
+            Some((req, reply)) = control_rx.recv() => {
+                let stop = req == Request::Stop;
+                let _ = reply.send(node.answer(&req, &handles, &rv));
+                if stop {
+                    break;
+                }
+            }
+            () = sleep_until(wake) => rv.handle_timeout(Instant::now().into_std()),
+        }
+        while let Some(out) = rv.poll_output() {
+            match out {
+                Output::Send { account, stanza } => {
+                    let _ = handles[account].send(stanza).await;
+                }
+                Output::Iq {
+                    account,
+                    iq,
+                    timeout,
+                    token,
+                } => {
+                    let (h, tx) = (handles[account].clone(), iq_tx.clone());
+                    tokio::spawn(async move {
+                        let _ = tx.send((token, h.iq(iq, timeout).await));
+                    });
+                }
+                Output::Event(ev) => node.record(ev),
+            }
+        }
+    }
+    tracing::info!("shutting down: closing every account");
+    futures::future::join_all(handles.iter().map(|h| h.close(CLOSE_TIMEOUT))).await;
+    server.abort();
+    let _ = std::fs::remove_file(&setup.control_socket);
+    Ok(())
+}
+
+async fn sleep_until(when: Option<std::time::Instant>) {
+    match when {
+        Some(t) => tokio::time::sleep_until(Instant::from_std(t)).await,
+        None => std::future::pending().await,
+    }
+}
+
+struct Node {
+    status: NodeStatus,
+    friends: FriendTable,
+    netcheck_started: bool,
+}
+
+impl Node {
+    fn record(&mut self, ev: FriendEvent) {
+        match ev {
+            FriendEvent::Up(f) => {
+                let key = (f.ring.clone(), f.jid.clone(), f.via.clone());
+                self.friends.insert(
+                    key,
+                    FriendStatus {
+                        friend: f,
+                        since_ms: unix_ms(),
+                    },
+                );
+            }
+            FriendEvent::Down { friend: f, .. } => {
+                self.friends.remove(&(f.ring, f.jid, f.via));
+            }
+        }
+    }
+
+    fn answer(&mut self, req: &Request, handles: &[AccountHandle], rv: &Rendezvous) -> Response {
+        match req {
+            Request::Stop => Response::ok(None),
+            Request::Status => {
+                let mut s = self.status.clone();
+                s.accounts = handles.iter().map(AccountHandle::status).collect();
+                s.rings = rv
+                    .rings()
+                    .iter()
+                    .map(|r| RingStatus {
+                        name: r.name.clone(),
+                        id: r.id.to_hex(),
+                        friends: self
+                            .friends
+                            .values()
+                            .filter(|f| f.friend.ring == r.name)
+                            .cloned()
+                            .collect(),
+                    })
+                    .collect();
+                match serde_json::to_value(&s) {
+                    Ok(v) => Response::ok(Some(v)),
+                    Err(e) => Response::error(&e.to_string()),
+                }
+            }
+        }
+    }
+}
+
+/// Asks the daemon at `socket` for its status.
+pub async fn query_status(socket: &std::path::Path) -> Result<NodeStatus, control::ControlError> {
+    let r = control::request(socket, &Request::Status, Duration::from_secs(5)).await?;
+    let bad = |reason: String| control::ControlError::BadAnswer {
+        path: socket.into(),
+        reason,
+    };
+    let value = r.status.ok_or_else(|| bad(r.error.unwrap_or_default()))?;
+    serde_json::from_value(value).map_err(|e| bad(e.to_string()))
+}

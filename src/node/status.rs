@@ -1,0 +1,120 @@
+//! The node's status as `chamber status` shows it (and as `--json` prints it).
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use crate::account::{AccountStatus, LinkState};
+use crate::keystore::StoreInfo;
+use crate::rendezvous::Friend;
+
+/// Everything `chamber status` reports.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct NodeStatus {
+    /// The daemon's process id.
+    pub pid: u32,
+    /// When it started (Unix milliseconds).
+    pub started_ms: u64,
+    /// The node key's fingerprint (hex).
+    pub fingerprint: String,
+    /// The node's overlay address (hex).
+    pub address: String,
+    /// Which store holds the secrets.
+    pub keystore: StoreInfo,
+    /// Each account.
+    pub accounts: Vec<AccountStatus>,
+    /// Each ring with the friends discovered in it.
+    pub rings: Vec<RingStatus>,
+    /// The last network check (see `chamber netcheck`), once done.
+    pub net: Option<serde_json::Value>,
+}
+
+/// One ring.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct RingStatus {
+    /// Our name for it.
+    pub name: String,
+    /// Its public id (hex).
+    pub id: String,
+    /// Friends' nodes up in it.
+    pub friends: Vec<FriendStatus>,
+}
+
+/// A friend's node, with when it came up.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct FriendStatus {
+    /// Who and where.
+    #[serde(flatten)]
+    pub friend: Friend,
+    /// When it was discovered (Unix milliseconds).
+    pub since_ms: u64,
+}
+
+/// Friends up, keyed by ring then full JID and account, with their discovery time.
+pub(crate) type FriendTable = BTreeMap<(String, String, String), FriendStatus>;
+
+impl fmt::Display for NodeStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "node {} (pid {})", self.fingerprint, self.pid)?;
+        writeln!(f, "  overlay address {}", self.address)?;
+        write!(f, "  secrets in the {}", self.keystore.description)?;
+        match &self.keystore.fallback_reason {
+            Some(r) => writeln!(f, " — fallback, because: {r}")?,
+            None => writeln!(f)?,
+        }
+        writeln!(f, "accounts:")?;
+        for a in &self.accounts {
+            let state = match a.state {
+                LinkState::Connecting => "connecting",
+                LinkState::Online => "online",
+                LinkState::Suspended => "connection lost, resuming",
+                LinkState::Retrying => "login failed, retrying",
+                LinkState::Closed => "closed",
+            };
+            write!(f, "  {} via {} ({:?}): {state}", a.jid, a.server, a.tls)?;
+            if let Some(m) = &a.mechanism {
+                write!(f, ", SASL {m}")?;
+            }
+            if a.stream_management {
+                write!(f, ", XEP-0198 ({} resumed)", a.resumptions)?;
+            }
+            if a.reconnects > 0 {
+                write!(f, ", {} reconnects", a.reconnects)?;
+            }
+            if let Some(rtt) = a.ping_rtt_ms {
+                write!(f, ", ping {rtt} ms")?;
+            }
+            writeln!(f)?;
+            if let Some(e) = &a.last_error {
+                writeln!(f, "    last error: {e}")?;
+            }
+        }
+        if self.rings.is_empty() {
+            writeln!(f, "rings: none configured")?;
+        }
+        for r in &self.rings {
+            writeln!(
+                f,
+                "ring {} ({}…): {} friends",
+                r.name,
+                &r.id[..12.min(r.id.len())],
+                r.friends.len()
+            )?;
+            for fr in &r.friends {
+                let fp = &fr.friend.fingerprint;
+                writeln!(
+                    f,
+                    "  {} (key {}…, address {}) seen by {}",
+                    fr.friend.jid,
+                    &fp[..16.min(fp.len())],
+                    fr.friend.address,
+                    fr.friend.via
+                )?;
+            }
+        }
+        match self.net.as_ref().and_then(|n| n.get("class")) {
+            Some(class) => writeln!(f, "network: NAT {}", class.as_str().unwrap_or("?"))?,
+            None => writeln!(f, "network: not checked yet")?,
+        }
+        Ok(())
+    }
+}
