@@ -330,7 +330,29 @@ fn cmd_relay(a: Args) -> Result<(), String> {
     Ok(())
 }
 
+/// The simulator touches a few hundred MB at random: with 4 KiB pages most of its time
+/// goes to TLB misses. glibc's malloc backs its heap with transparent huge pages when
+/// asked through `GLIBC_TUNABLES`, which is read at start-up only, so ringsim re-executes
+/// itself once with it set (same process, so `/usr/bin/time` still measures the run).
+/// Set `GLIBC_TUNABLES` yourself (even empty) to opt out.
+fn use_huge_pages() {
+    use std::os::unix::process::CommandExt;
+    if std::env::var_os("GLIBC_TUNABLES").is_some() {
+        return;
+    }
+    let Ok(exe) = std::env::current_exe() else {
+        return;
+    };
+    let err = std::process::Command::new(exe)
+        .args(std::env::args_os().skip(1))
+        .env("GLIBC_TUNABLES", "glibc.malloc.hugetlb=1")
+        .exec();
+    // Only reached when exec failed: carry on with normal pages.
+    eprintln!("ringsim: could not re-execute with huge pages: {err}");
+}
+
 fn main() -> ExitCode {
+    use_huge_pages();
     let argv: Vec<String> = std::env::args().skip(1).collect();
     let res = parse(&argv).and_then(|a| match a.cmd.as_str() {
         "run" => cmd_run(a),

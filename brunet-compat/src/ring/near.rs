@@ -44,6 +44,10 @@ pub(crate) struct NearState {
     /// When the periodic refresh is due.
     pub(crate) next_refresh: Time,
     pub(crate) token: u32,
+    /// Something seeking reads changed (a near peer's list, a failure, an expiry).
+    pub(crate) seek_dirty: bool,
+    /// Table version at the last seek.
+    pub(crate) seek_version: Option<u64>,
     /// Cached [`Node::near_list`], valid for table version `list_version`.
     pub(crate) list: Vec<Address>,
     pub(crate) list_version: Option<u64>,
@@ -65,6 +69,8 @@ impl Default for NearState {
             last_sent: Vec::new(),
             next_refresh: Time::ZERO,
             token: 0,
+            seek_dirty: true,
+            seek_version: None,
             list: Vec::new(),
             list_version: None,
         }
@@ -109,11 +115,17 @@ impl Node {
                 && (kth_left.is_none_or(|d| ck.wrapping_sub(mk) < d)
                     || kth_right.is_none_or(|d| mk.wrapping_sub(ck) < d))
         };
+        // Skipped when nothing it reads changed since the last time (steady state).
         let mut cands = std::mem::take(&mut self.near.hints);
         cands.retain(|c| ranks(c));
-        for a in &self.near.current {
-            if let Some(p) = self.table.get(a) {
-                cands.extend(p.near.iter().filter(|c| ranks(c)));
+        let version = self.table.version();
+        if self.near.seek_dirty || self.near.seek_version != Some(version) {
+            self.near.seek_dirty = false;
+            self.near.seek_version = Some(version);
+            for a in &self.near.current {
+                if let Some(p) = self.table.get(a) {
+                    cands.extend(p.near.iter().filter(|c| ranks(c)));
+                }
             }
         }
         for &c in &cands {
@@ -207,6 +219,7 @@ impl Node {
         }
 
         if set != self.near.current {
+            self.near.seek_dirty = true;
             let prev = std::mem::replace(&mut self.near.current, set);
             self.near.last_change = now;
             self.dht_repair(&prev);
@@ -331,7 +344,7 @@ impl Node {
             // The near set, and whoever keeps us as a near neighbour.
             self.table
                 .iter()
-                .filter(|p| self.near.current.contains(&p.addr) || p.near.contains(&self.me))
+                .filter(|p| p.lists_me || self.near.current.contains(&p.addr))
                 .map(|p| p.addr)
                 .collect()
         } else {

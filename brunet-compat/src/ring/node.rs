@@ -297,6 +297,7 @@ impl Node {
             rtt_us,
             near: Vec::new(),
             size_log2: f32::NAN,
+            lists_me: false,
             shortcut_until: Time::NEVER,
         });
         self.add_reason(&addr, reasons);
@@ -321,6 +322,7 @@ impl Node {
 
     fn on_link_failed(&mut self, peer: Address) {
         self.stats.link_failures += 1;
+        self.near.seek_dirty = true;
         let reasons = match self.pending.iter().position(|p| p.addr == peer) {
             Some(i) => self.pending.swap_remove(i).reasons,
             None => ConnType::NONE,
@@ -393,11 +395,15 @@ impl Node {
             return;
         };
         // Seeking reads only the near set's lists; the routable flag matters to all.
-        let changed =
-            p.routable != routable || (p.near != near && self.near.current.contains(&from));
+        let list_changed = p.near != near && self.near.current.contains(&from);
+        let changed = p.routable != routable || list_changed;
         p.routable = routable;
         p.remote_wants = wants;
+        p.lists_me = near.contains(&self.me);
         p.near = near;
+        if list_changed {
+            self.near.seek_dirty = true;
+        }
         p.size_log2 = if size_log2.is_finite() {
             size_log2.clamp(0.0, 160.0)
         } else {
@@ -473,11 +479,16 @@ impl Node {
 
     fn pending_tick(&mut self) {
         let now = self.now;
+        let before = self.pending.len() + self.lost.len();
         self.pending.retain(|p| p.deadline > now);
         self.relay_expire();
         let lost_memory = self.cfg.lost_memory;
         self.lost
             .retain(|(_, t)| now.saturating_since(*t) < lost_memory);
+        if self.pending.len() + self.lost.len() < before {
+            // Candidates skipped as pending or lost may be tried again.
+            self.near.seek_dirty = true;
+        }
         let next = self
             .pending
             .iter()

@@ -140,6 +140,8 @@ pub struct Peer {
     pub near: Vec<Address>,
     /// The peer's smoothed log2 size estimate (NaN until it says).
     pub size_log2: f32,
+    /// The peer's announced near list holds us (it keeps us as a near neighbour).
+    pub(crate) lists_me: bool,
     /// When a shortcut reason expires and is re-drawn.
     pub(crate) shortcut_until: Time,
 }

@@ -66,6 +66,18 @@ pub(crate) enum Work {
     Get { value: u64 },
 }
 
+/// Names of the event kinds counted in [`Sim::event_kinds`].
+pub(crate) const EVENT_KINDS: [&str; 8] = [
+    "timer",
+    "timer_superseded",
+    "timer_inline",
+    "message",
+    "link_up",
+    "link_fail",
+    "link_down",
+    "workload",
+];
+
 /// Timeouts a node may take in a row without going through the queue.
 const INLINE_TIMEOUTS: usize = 4;
 
@@ -93,6 +105,8 @@ pub struct Sim {
     pub(crate) steady_end: Time,
     pub(crate) next_value: u64,
     pub(crate) events: u64,
+    /// Events by kind: see [`EVENT_KINDS`].
+    pub(crate) event_kinds: [u64; EVENT_KINDS.len()],
     /// Most events waiting at once (for the memory report).
     pub(crate) queue_peak: usize,
 }
@@ -132,6 +146,7 @@ impl Sim {
             steady_end,
             next_value: 0,
             events: 0,
+            event_kinds: [0; EVENT_KINDS.len()],
             queue_peak: 0,
         };
         sim.push(Time::ZERO, Ev::Join);
@@ -191,8 +206,10 @@ impl Sim {
                 Popped::Timer(i) => {
                     let sn = &mut self.nodes[i as usize];
                     if sn.scheduled != at || sn.node.is_none() {
+                        self.event_kinds[1] += 1;
                         continue; // superseded by an earlier deadline
                     }
+                    self.event_kinds[0] += 1;
                     sn.scheduled = Time::NEVER;
                     self.input(i, Input::Timeout);
                 }
@@ -204,6 +221,14 @@ impl Sim {
     }
 
     fn dispatch(&mut self, ev: Ev) {
+        let kind = match ev {
+            Ev::Deliver { .. } | Ev::DeliverBytes { .. } => 3,
+            Ev::LinkUp(_) => 4,
+            Ev::LinkFail { .. } => 5,
+            Ev::LinkDown { .. } => 6,
+            _ => 7,
+        };
+        self.event_kinds[kind] += 1;
         match ev {
             Ev::Deliver { to, link, msg } => {
                 if self.links[link as usize].state == LinkState::Up {
@@ -296,6 +321,7 @@ impl Sim {
                 }
             }
             if deadline <= self.now && round < INLINE_TIMEOUTS {
+                self.event_kinds[2] += 1;
                 let now = self.now;
                 if let Some(node) = self.nodes[i as usize].node.as_mut() {
                     node.handle_input(now, Input::Timeout);

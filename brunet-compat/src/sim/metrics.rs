@@ -114,6 +114,8 @@ pub struct Report {
     pub sim_bytes_per_node: f64,
     /// Events processed.
     pub events: u64,
+    /// Of which, by kind (timers taken inline are not in `events`).
+    pub events_by_kind: std::collections::BTreeMap<&'static str, u64>,
     /// Link messages per node per second in the steady phase, by kind.
     pub msgs_by_kind: std::collections::BTreeMap<&'static str, f64>,
     /// Samples over time.
@@ -132,39 +134,30 @@ fn r6(x: f64) -> f64 {
 impl Sim {
     /// Consistency of the live ring right now: (consistent share, connected share).
     pub fn consistency(&self) -> (f64, f64) {
-        let live = self.live();
-        if live.is_empty() {
+        let ring: Vec<Address> = self.live_addrs.iter().copied().collect();
+        let n = ring.len();
+        if n == 0 {
             return (1.0, 1.0);
         }
         let (mut ok, mut conn) = (0usize, 0usize);
-        for &i in live {
-            let sn = &self.nodes[i as usize];
-            let Some(n) = sn.node.as_ref() else { continue };
-            let me = sn.addr;
-            let succ = self
-                .live_addrs
-                .range(me..)
-                .nth(1)
-                .or_else(|| self.live_addrs.iter().next());
-            let pred = self
-                .live_addrs
-                .range(..me)
-                .next_back()
-                .or_else(|| self.live_addrs.iter().next_back());
-            let l = n.table().left_of(&me).next().map(|p| p.addr);
-            let r = n.table().right_of(&me).next().map(|p| p.addr);
-            let alone = live.len() == 1;
-            if alone || (l.as_ref() == succ && r.as_ref() == pred) {
+        for (j, me) in ring.iter().enumerate() {
+            let Some(node) = self
+                .index_of(me)
+                .and_then(|i| self.nodes[i as usize].node.as_ref())
+            else {
+                continue;
+            };
+            let (succ, pred) = (ring[(j + 1) % n], ring[(j + n - 1) % n]);
+            let l = node.table().left_of(me).next().map(|p| p.addr);
+            let r = node.table().right_of(me).next().map(|p| p.addr);
+            if n == 1 || (l == Some(succ) && r == Some(pred)) {
                 ok += 1;
             }
-            if n.is_connected() {
+            if node.is_connected() {
                 conn += 1;
             }
         }
-        (
-            ok as f64 / live.len() as f64,
-            conn as f64 / live.len() as f64,
-        )
+        (ok as f64 / n as f64, conn as f64 / n as f64)
     }
 
     pub(crate) fn sample(&mut self) {
@@ -264,6 +257,11 @@ impl Sim {
             memory_per_peer: r6(mem as f64 / peers.max(1) as f64),
             sim_bytes_per_node: r6(self.sim_bytes() as f64 / n_live),
             events: self.events,
+            events_by_kind: super::engine::EVENT_KINDS
+                .iter()
+                .copied()
+                .zip(self.event_kinds)
+                .collect(),
             msgs_by_kind: m
                 .kinds
                 .iter()
