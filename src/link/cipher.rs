@@ -15,6 +15,11 @@ use chacha20poly1305::aead::AeadInPlace;
 use chacha20poly1305::{ChaCha20Poly1305, Key, KeyInit, Nonce, Tag};
 use zeroize::Zeroizing;
 
+/// An AEAD operation failed: the tag did not verify, or a buffer was too short.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("AEAD failure")]
+pub struct AeadError;
+
 /// The highest usable data counter; `u64::MAX` belongs to REKEY.
 pub const MAX_COUNTER: u64 = u64::MAX - 1;
 
@@ -46,24 +51,24 @@ impl CipherKey {
 
     /// Encrypts `buf[..len]` in place and appends the tag at `buf[len..len + 16]`.
     /// `buf` must hold `len + 16` bytes.
-    pub fn seal(&self, n: u64, ad: &[u8], buf: &mut [u8], len: usize) -> Result<(), ()> {
+    pub fn seal(&self, n: u64, ad: &[u8], buf: &mut [u8], len: usize) -> Result<(), AeadError> {
         let (msg, rest) = buf.split_at_mut(len);
         let tag = self
             .aead
             .encrypt_in_place_detached(&nonce(n), ad, msg)
-            .map_err(|_| ())?;
-        rest.get_mut(..16).ok_or(())?.copy_from_slice(&tag);
+            .map_err(|_| AeadError)?;
+        rest.get_mut(..16).ok_or(AeadError)?.copy_from_slice(&tag);
         Ok(())
     }
 
     /// Decrypts `buf` (ciphertext ‖ tag) in place; returns the plaintext length.
-    pub fn open(&self, n: u64, ad: &[u8], buf: &mut [u8]) -> Result<usize, ()> {
-        let len = buf.len().checked_sub(16).ok_or(())?;
+    pub fn open(&self, n: u64, ad: &[u8], buf: &mut [u8]) -> Result<usize, AeadError> {
+        let len = buf.len().checked_sub(16).ok_or(AeadError)?;
         let (msg, tag) = buf.split_at_mut(len);
         let tag = Tag::clone_from_slice(tag);
         self.aead
             .decrypt_in_place_detached(&nonce(n), ad, msg, &tag)
-            .map_err(|_| ())?;
+            .map_err(|_| AeadError)?;
         Ok(len)
     }
 

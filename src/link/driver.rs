@@ -152,7 +152,13 @@ impl Driver {
                         self.on_remote(t).await;
                     }
                     Some(SigNote::Ended(why)) => {
-                        let e = LinkError::Signalling { peer: self.p.peer.clone(), reason: why };
+                        // The peer's ICE gave up first: judge the path from what we saw.
+                        let peer = self.p.peer.clone();
+                        let e = match (self.up, why.starts_with("ConnectivityError")) {
+                            (false, true) if self.relays_seen => LinkError::IceFailed { peer },
+                            (false, true) => LinkError::NoDirectPath { peer },
+                            _ => LinkError::Signalling { peer, reason: why },
+                        };
                         return self.stop(e, None).await;
                     }
                     None => return self.stop(LinkError::Closed, None).await,
@@ -317,10 +323,10 @@ impl Driver {
                 .find(|s| s.remote.as_ref().is_some_and(|r| r.0 == ufrag))
             {
                 Some(s) => {
-                    if let Some(ic) = ice::from_jingle(&c) {
-                        if let Err(e) = s.agent.add_remote_candidate(&ic) {
-                            tracing::debug!(%e, "remote candidate refused");
-                        }
+                    if let Some(ic) = ice::from_jingle(&c)
+                        && let Err(e) = s.agent.add_remote_candidate(&ic)
+                    {
+                        tracing::debug!(%e, "remote candidate refused");
                     }
                 }
                 None => self.remote_cands.push((ufrag, c)),
@@ -354,9 +360,7 @@ impl Driver {
         match ev {
             Ev::Candidate(generation, Some(c)) => {
                 self.relays_seen |= c.candidate_type() == CandidateType::Relay;
-                let Some(s) = self.slots.iter().find(|s| s.generation == generation) else {
-                    return None;
-                };
+                let s = self.slots.iter().find(|s| s.generation == generation)?;
                 self.candidates_sent += 1;
                 if let Some(jc) = ice::to_jingle(c.as_ref(), generation, self.candidates_sent) {
                     let t = IceUdpTransport {
@@ -394,16 +398,10 @@ impl Driver {
                 }
             }
             Ev::Conn(generation, Ok(conn)) => {
-                let Some(i) = self.slots.iter().position(|s| s.generation == generation) else {
-                    return None;
-                };
+                let i = self.slots.iter().position(|s| s.generation == generation)?;
                 self.slots[i].connected = true;
-                let Some(pair) = self.slots[i].agent.get_selected_candidate_pair() else {
-                    return None;
-                };
-                let Some(path) = ice::path_of(&pair) else {
-                    return None;
-                };
+                let pair = self.slots[i].agent.get_selected_candidate_pair()?;
+                let path = ice::path_of(&pair)?;
                 tracing::info!(sid = %self.p.sid, peer = %self.p.peer, generation, kind = path.kind.as_str(),
                     local = %path.local, remote = %path.remote, "ICE connected");
                 for p in self.shared.set_path(conn.clone(), path) {

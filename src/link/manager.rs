@@ -72,9 +72,12 @@ impl Default for LinkerConfig {
     }
 }
 
+/// Where a `connect` call waits for its link.
+type Waiter = oneshot::Sender<Result<Link, LinkError>>;
+
 enum Cmd<A> {
-    Connect(Vec<A>, oneshot::Sender<Result<Link, LinkError>>),
-    Incoming(A, Jingle, oneshot::Sender<Reply>),
+    Connect(Vec<A>, Box<Waiter>),
+    Incoming(A, Box<Jingle>, oneshot::Sender<Reply>),
 }
 
 /// A handle on the linker task; cheap to clone.
@@ -132,7 +135,7 @@ where
     pub async fn connect(&self, resources: Vec<A>) -> Result<Link, LinkError> {
         let (tx, rx) = oneshot::channel();
         self.cmds
-            .send(Cmd::Connect(resources, tx))
+            .send(Cmd::Connect(resources, Box::new(tx)))
             .await
             .map_err(|_| LinkError::Closed)?;
         rx.await.unwrap_or(Err(LinkError::Closed))
@@ -143,7 +146,7 @@ where
         let (tx, rx) = oneshot::channel();
         if self
             .cmds
-            .send(Cmd::Incoming(from, jingle, tx))
+            .send(Cmd::Incoming(from, Box::new(jingle), tx))
             .await
             .is_err()
         {
@@ -167,9 +170,9 @@ struct Task<A: Address> {
     policy: Policy<A>,
     links: HashMap<String, Entry<A>>,
     /// `connect` calls waiting for their link, by session id.
-    waiting: HashMap<String, oneshot::Sender<Result<Link, LinkError>>>,
+    waiting: HashMap<String, Waiter>,
     /// `connect` calls whose offer lost a tie-break: they take the peer's offer instead.
-    adopt: Vec<(A::Party, oneshot::Sender<Result<Link, LinkError>>)>,
+    adopt: Vec<(A::Party, Waiter)>,
     /// Resources of offers not yet sent, by session id.
     offers: HashMap<String, Vec<A>>,
     incoming: mpsc::Sender<Result<(A, Link), (A, LinkError)>>,
@@ -197,9 +200,9 @@ where
             };
             tokio::select! {
                 c = cmds.recv() => match c {
-                    Some(Cmd::Connect(resources, reply)) => self.connect(resources, reply),
+                    Some(Cmd::Connect(resources, reply)) => self.connect(resources, *reply),
                     Some(Cmd::Incoming(from, j, reply)) => {
-                        let r = self.sig.handle_jingle(Instant::now(), from, j);
+                        let r = self.sig.handle_jingle(Instant::now(), from, *j);
                         let _ = reply.send(r);
                     }
                     None => return,
@@ -277,7 +280,7 @@ where
         tokio::spawn(driver.run(ev_rx, sig_rx, notes_rx, remote_t));
     }
 
-    fn connect(&mut self, resources: Vec<A>, reply: oneshot::Sender<Result<Link, LinkError>>) {
+    fn connect(&mut self, resources: Vec<A>, reply: Waiter) {
         let Some(first) = resources.first().cloned() else {
             let _ = reply.send(Err(LinkError::Signalling {
                 peer: String::new(),

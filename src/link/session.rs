@@ -71,9 +71,14 @@ impl Session {
     }
 
     /// Writes the header into `head` and encrypts `body[..len]` in place (tag after it).
-    pub(super) fn seal(&mut self, head: &mut [u8], body: &mut [u8], len: usize) -> Result<(), ()> {
+    pub(super) fn seal(
+        &mut self,
+        head: &mut [u8],
+        body: &mut [u8],
+        len: usize,
+    ) -> Result<(), super::cipher::AeadError> {
         if self.send_counter > MAX_COUNTER {
-            return Err(());
+            return Err(super::cipher::AeadError);
         }
         let n = self.send_counter;
         wire::emit_data_header(head, self.send_epoch, self.remote_index, n);

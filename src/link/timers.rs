@@ -124,10 +124,10 @@ impl Tunnel {
             self.lose(DownReason::Silence);
             return None;
         }
-        if let Some(a) = self.observed_to_send.take() {
-            if let Ok(n) = self.seal(now, Inner::Observed(a), dst) {
-                return Some(n);
-            }
+        if let Some(a) = self.observed_to_send.take()
+            && let Ok(n) = self.seal(now, Inner::Observed(a), dst)
+        {
+            return Some(n);
         }
         if let Some(a) = self.awaiting_since {
             if !self.stale_reported && now >= a + c.stale_after {
