@@ -221,6 +221,8 @@ pub fn echo(mut link: Link) -> tokio::task::JoinHandle<Link> {
 pub fn describe(e: &LinkError) -> String {
     match e {
         LinkError::NoDirectPath { .. } => "no direct path".into(),
+        LinkError::IceFailed { .. } => "no path (TURN tried)".into(),
+        LinkError::Timeout { secs, .. } => format!("timeout ({secs} s)"),
         other => other.to_string(),
     }
 }
