@@ -15,6 +15,7 @@ pub fn start(ns: &Netns, dir: &Path, secret: &str) -> Result<ServerProcess> {
     let (a, b) = (STUN_PRIMARY.to_string(), STUN_ALTERNATE.to_string());
     for ip in [&a, &b] {
         process::ensure_free(ns, "coturn", true, ip, STUN_PORT)?;
+        process::ensure_free(ns, "coturn", false, ip, STUN_PORT)?;
     }
     let log = dir.join("turnserver.log");
     let pid = dir.join("turnserver.pid");
@@ -43,6 +44,7 @@ pub fn start(ns: &Netns, dir: &Path, secret: &str) -> Result<ServerProcess> {
         "--no-dtls",
         "--no-cli",
         "--no-multicast-peers",
+        "--verbose", // the log says why a permission or relay was refused
         "--simple-log",
         "--log-file",
         "stdout",
@@ -50,8 +52,11 @@ pub fn start(ns: &Netns, dir: &Path, secret: &str) -> Result<ServerProcess> {
         &pid.to_string_lossy(),
     ];
     let mut proc = ServerProcess::spawn("coturn", ns, "turnserver", &args, &[], &log)?;
+    // UDP on both addresses, and TCP (TURN over TCP, for sites that block UDP).
     proc.wait_until(Duration::from_secs(15), || {
-        process::listening(ns, true, &a, STUN_PORT) && process::listening(ns, true, &b, STUN_PORT)
+        process::listening(ns, true, &a, STUN_PORT)
+            && process::listening(ns, true, &b, STUN_PORT)
+            && process::listening(ns, false, &a, STUN_PORT)
     })?;
     Ok(proc)
 }

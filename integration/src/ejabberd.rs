@@ -37,6 +37,7 @@ pub fn start(ns: &Netns, cfg: &EjabberdConfig<'_>) -> Result<ServerProcess> {
         process::ensure_free(ns, "ejabberd", false, &ip, port)?;
     }
     process::ensure_free(ns, "ejabberd", true, &ip, STUN_PORT)?;
+    process::ensure_free(ns, "ejabberd", false, &ip, STUN_PORT)?;
     process::ensure_free(ns, "ejabberd", false, "127.0.0.1", API_PORT)?;
     let (conf, spool, logs) = (
         cfg.dir.join("conf"),
@@ -194,6 +195,14 @@ listen:
   - port: {STUN_PORT}
     ip: "{EJABBERD_IP}"
     transport: udp
+    module: ejabberd_stun
+    use_turn: true
+    turn_ipv4_address: "{EJABBERD_IP}"
+    turn_blacklist: []
+  # TURN over TCP too: the only way out for a site that blocks UDP.
+  - port: {STUN_PORT}
+    ip: "{EJABBERD_IP}"
+    transport: tcp
     module: ejabberd_stun
     use_turn: true
     turn_ipv4_address: "{EJABBERD_IP}"

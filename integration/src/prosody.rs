@@ -106,6 +106,8 @@ turn_external_host = "{STUN_PRIMARY}"
 turn_external_port = {STUN_PORT}
 turn_external_secret = "{secret}"
 turn_external_ttl = 86400
+-- Also announce TURN over TCP: the only way out for a site that blocks UDP.
+turn_external_tcp = true
 smacks_hibernation_time = 60
 
 VirtualHost "{ALPHA}"

@@ -12,7 +12,7 @@ use chamber_lab::{Lab, LabSpec, NatKind};
 use tokio_xmpp::Event;
 use tokio_xmpp::parsers::message::Message;
 use tokio_xmpp::parsers::presence::Presence;
-use xmpp_ext::extdisco::{ExternalService, ServiceKind};
+use xmpp_ext::extdisco::{ExternalService, ServiceKind, Transport};
 
 /// `turnutils_peer`: coturn's UDP echo server, what the relays send to.
 struct EchoPeer(std::process::Child);
