@@ -185,9 +185,16 @@ fn ttl_is_enforced_in_every_mode() {
 }
 
 #[test]
-fn exact_mode_drops_at_a_missing_address() {
+fn exact_mode_anneals_once_then_drops_at_a_missing_address() {
+    // Exact is annealing routing (as in Brunet): we bracket 0x81 with 0xc0, so a message
+    // from elsewhere goes on to 0xc0 once; coming back from 0xc0 it is dropped.
     let mut n = node_with(&[0x20, 0x40, 0xc0]);
     send!(n, 5, 1, routed(0, 10, addr(0x81), Mode::Exact));
+    let (tx, ev) = recv!(n);
+    assert!(!delivered(&ev));
+    assert_eq!(tx.len(), 1);
+    assert_eq!(tx[0].0, 3, "passed to the other side of the destination");
+    send!(n, 6, 3, routed(1, 10, addr(0x81), Mode::Exact));
     let (tx, ev) = recv!(n);
     assert!(tx.is_empty() && !delivered(&ev));
     assert_eq!(n.stats().no_route, 1);
@@ -320,7 +327,7 @@ fn malformed_bytes_are_counted_not_fatal() {
 }
 
 #[test]
-fn link_failure_starts_a_relay_offer() {
+fn link_failure_relays_through_the_common_neighbour_then_offers() {
     let mut n = node_with(&[0x20, 0x40, 0xc0]);
     n.handle_input(
         Time::from_millis(10),
@@ -328,7 +335,7 @@ fn link_failure_starts_a_relay_offer() {
     );
     let (tx, _) = recv!(n);
     assert!(tx.is_empty(), "no relay for a link nobody wanted");
-    // Want it as a near neighbour, then fail.
+    // 0x20 announces 0x30; we want it as a near neighbour, and the runtime fails.
     send!(n, 11, 1, status(true, vec![addr(0x30)]));
     n.handle_input(Time::from_millis(300), Input::Timeout);
     let (_, mut ev) = recv!(n);
@@ -342,7 +349,23 @@ fn link_failure_starts_a_relay_offer() {
         Time::from_millis(2100),
         Input::LinkFailed { peer: addr(0x30) },
     );
+    // At once through 0x20, which announced it: our status goes first.
     let (tx, _) = recv!(n);
+    let probe = tx.iter().any(|(l, m)| {
+        *l == 1
+            && matches!(m, Msg::RelayFwd { to, inner }
+                if *to == addr(0x30) && matches!(**inner, Msg::Status { wants: true, .. }))
+    });
+    assert!(probe, "{tx:?}");
+    assert!(n.table().get(&addr(0x30)).is_some());
+    // 0x20 cannot reach it after all: the edge goes and an offer is routed to it.
+    send!(n, 2200, 1, Msg::RelayGone { peer: addr(0x30) });
+    let (tx, ev) = recv!(n);
+    assert!(n.table().get(&addr(0x30)).is_none());
+    assert!(
+        !ev.iter().any(|e| matches!(e, Event::RelayDown { .. })),
+        "an unconfirmed edge goes quietly"
+    );
     let offer = tx.iter().any(
         |(_, m)| matches!(m, Msg::Routed(r) if matches!(r.payload, Payload::RelayOffer { .. })),
     );

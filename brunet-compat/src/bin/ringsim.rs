@@ -82,6 +82,16 @@ fn parse(argv: &[String]) -> Result<Args, String> {
                     o => return Err(format!("unknown relay selection {o}")),
                 }
             }
+            "--wire" => a.cfg.wire = true,
+            "--trace" => {
+                a.cfg.trace = v()?
+                    .split(',')
+                    .map(|s| match s {
+                        "all" => Ok(u32::MAX),
+                        s => s.parse().map_err(|e| format!("--trace: {e}")),
+                    })
+                    .collect::<Result<_, _>>()?
+            }
             "--json" => a.json = Some(v()?.into()),
             "--svg" => a.svg = Some(v()?.into()),
             "--out" => a.out = Some(v()?.into()),

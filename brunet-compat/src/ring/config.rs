@@ -104,6 +104,9 @@ pub struct Config {
     pub link_timeout: Duration,
     /// A peer whose link went down is not re-linked from stale status lists for this long.
     pub lost_memory: Duration,
+    /// After the runtime failed to link to a peer directly, relay to it at once,
+    /// without asking the runtime again, for this long.
+    pub direct_retry: Duration,
     /// Forwarder choice for relays.
     pub relay_select: RelaySelect,
     /// Messages a forwarder passes per source per second.
@@ -165,6 +168,7 @@ impl Default for Config {
             leaf_hold: Duration::from_secs(300),
             link_timeout: Duration::from_secs(20),
             lost_memory: Duration::from_secs(120),
+            direct_retry: Duration::from_secs(600),
             relay_select: RelaySelect::Latency,
             relay_quota_msgs: 200,
             relay_quota_bytes: 256 * 1024,

@@ -39,6 +39,7 @@ pub mod broadcast;
 pub mod codec;
 pub mod config;
 pub mod dht;
+mod forwarder;
 pub mod io;
 pub mod msg;
 pub mod near;

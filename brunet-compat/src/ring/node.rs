@@ -15,7 +15,7 @@ use super::io::{Event, Input, Output, Transmit};
 use super::msg::Msg;
 use super::near::NearState;
 use super::ondemand::OnDemandState;
-use super::relay::RelayState;
+use super::relay::{RELAYABLE, RelayState};
 use super::requests::Requests;
 use super::shortcut::ShortcutState;
 use super::stats::Stats;
@@ -263,7 +263,7 @@ impl Node {
             }
             self.add_reason(&peer, reasons);
             self.send_status(&peer);
-            self.relay_forwarder_up(peer);
+            self.relay_link_up(peer);
             return;
         }
         if !self.cfg.admission.admit(&peer, kind, reasons) {
@@ -272,7 +272,7 @@ impl Node {
             return;
         }
         self.insert_peer(peer, Path::Link(link, kind), reasons, rtt_us);
-        self.relay_forwarder_up(peer);
+        self.relay_link_up(peer);
     }
 
     /// Adds a fresh table entry, tells the peer our status and schedules upkeep.
@@ -328,11 +328,10 @@ impl Node {
             None => ConnType::NONE,
         };
         if reasons.contains(ConnType::OVERLAP) {
-            self.relay_forwarder_failed(peer);
+            self.relay_overlap_failed(peer);
         }
-        let relayable = ConnType::NEAR | ConnType::SHORTCUT | ConnType::ONDEMAND;
-        if reasons.intersects(relayable) && self.table.get(&peer).is_none() {
-            self.relay_start(peer, reasons.without(ConnType::OVERLAP | ConnType::LEAF));
+        if reasons.intersects(RELAYABLE) && !self.table.contains(&peer) {
+            self.relay_after_failure(peer, reasons);
         }
     }
 
@@ -436,7 +435,15 @@ impl Node {
             self.table.remove(&q);
             self.emit(Event::RelayDown { peer: q });
         }
+        self.relay_forwarder_lost(addr);
         self.near_soon();
+    }
+
+    /// Removes an unconfirmed relay edge: no event, the runtime never heard of it.
+    pub(crate) fn forget_quietly(&mut self, addr: &Address) {
+        if self.table.remove(addr).is_some() {
+            self.near_soon();
+        }
     }
 
     /// Schedules a near check: at once for a node with a single peer (joining), else
@@ -461,6 +468,12 @@ impl Node {
         }
         if let Some(p) = self.pending.iter_mut().find(|p| p.addr == addr) {
             p.reasons |= reasons;
+            return;
+        }
+        if self.relay_first(&addr) && !reasons.contains(ConnType::OVERLAP) {
+            // The runtime failed to link to it lately: relay (or, for a link the peer
+            // asked for, leave it to the peer's relay).
+            self.relay_start(addr, reasons);
             return;
         }
         let deadline = self.now + self.cfg.link_timeout;
@@ -554,6 +567,11 @@ impl Node {
             .get(addr)
             .is_some_and(|p| p.types.is_empty() && !p.remote_wants && !self.relay_uses(addr));
         if close {
+            // The runtime tells the far end of a link it closes; a relay edge has no
+            // runtime, so we tell it ourselves.
+            if self.table.get(addr).is_some_and(|p| p.link().is_none()) {
+                self.send_to(addr, Msg::Close);
+            }
             self.forget_peer(addr);
         }
     }

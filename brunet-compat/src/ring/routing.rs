@@ -140,22 +140,25 @@ impl Node {
             right
         };
         match hdr.mode {
-            Mode::Greedy | Mode::Last | Mode::Exact => {
+            Mode::Greedy | Mode::Last => {
                 if closest == self.me {
-                    if hdr.mode == Mode::Exact {
-                        self.stats.no_route += 1;
-                    } else {
-                        self.deliver(r);
-                    }
+                    self.deliver(r);
                 } else if at_ttl {
                     self.at_ttl(r);
                 } else {
                     self.forward(closest, r);
                 }
             }
-            Mode::Default | Mode::Annealing | Mode::Path => {
+            // Exact is annealing routing that delivers only at the destination (as in
+            // Brunet): a node next to an unlinked destination passes the message to
+            // the other side of it instead of dropping it as the closest node.
+            Mode::Default | Mode::Annealing | Mode::Path | Mode::Exact => {
                 let in_bracket = left == self.me || right == self.me;
-                let delivered = in_bracket || hdr.mode == Mode::Path;
+                let delivered = match hdr.mode {
+                    Mode::Path => true,
+                    Mode::Exact => false,
+                    _ => in_bracket,
+                };
                 if delivered {
                     self.deliver(r.clone());
                 }

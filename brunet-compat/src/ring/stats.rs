@@ -31,7 +31,11 @@ pub struct Stats {
     pub relayed: u64,
     /// Relay messages refused (quota, not direct, relay over relay).
     pub relay_refused: u64,
-    /// Relay edges built.
+    /// Relay attempts started.
+    pub relay_attempts: u64,
+    /// Relay attempts that found no working forwarder (retried after a backoff).
+    pub relay_failures: u64,
+    /// Relay edges built (confirmed by the far end).
     pub relays_built: u64,
     /// DHT values refused (signature, size, TTL).
     pub dht_rejected: u64,

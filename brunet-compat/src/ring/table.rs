@@ -59,6 +59,11 @@ impl ConnType {
         self.0 & other.0 != 0
     }
 
+    /// The reasons of both.
+    pub const fn union(self, other: ConnType) -> ConnType {
+        ConnType(self.0 | other.0)
+    }
+
     /// `self` without the reasons of `other`.
     pub const fn without(self, other: ConnType) -> ConnType {
         ConnType(self.0 & !other.0)

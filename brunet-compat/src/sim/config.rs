@@ -51,6 +51,8 @@ pub struct SimConfig {
     /// Pass every message through [`crate::ring::codec`] as bytes, so the byte counts in
     /// the report are real (slower).
     pub wire: bool,
+    /// Print every input and output of these nodes to stderr (debugging aid).
+    pub trace: Vec<u32>,
 }
 
 impl Default for SimConfig {
@@ -77,6 +79,7 @@ impl Default for SimConfig {
             shortcuts: ShortcutCount::Log2 { factor: 1.0 },
             relay_select: RelaySelect::Latency,
             wire: false,
+            trace: Vec::new(),
         }
     }
 }

@@ -292,6 +292,9 @@ impl Sim {
     /// Feeds one input to node `i` and plays its outputs.
     pub(crate) fn input(&mut self, i: u32, input: Input) {
         let now = self.now;
+        if self.traced(i) {
+            eprintln!("{now:?} #{i} <- {input:?}");
+        }
         let Some(node) = self.nodes[i as usize].node.as_mut() else {
             return;
         };
@@ -313,6 +316,11 @@ impl Sim {
                     o => buf.push(o),
                 }
             };
+            if self.traced(i) {
+                for o in &buf {
+                    eprintln!("{:?} #{i} -> {o:?}", self.now);
+                }
+            }
             for o in buf.drain(..) {
                 match o {
                     Output::Transmit(t) => self.transmit(i, t.link.0, t.msg),
@@ -386,7 +394,8 @@ impl Sim {
             } => self.lookup_done(i, id, result, attempts),
             Event::DhtPutDone { id, ok } => self.put_done(i, id, ok),
             Event::DhtGetDone { id, values } => self.get_done(i, id, values),
-            Event::RelayUp { .. } => self.metrics.relays_built += 1,
+            Event::RelayUp { .. } => self.metrics.relays_up += 1,
+            Event::RelayDown { .. } => self.metrics.relays_down += 1,
             _ => {}
         }
     }
@@ -473,6 +482,12 @@ impl Sim {
                 self.push(self.now + lat, Ev::LinkDown { node: x, link: l });
             }
         }
+    }
+
+    /// True when node `i`'s inputs and outputs are printed (`u32::MAX` traces all).
+    pub(crate) fn traced(&self, i: u32) -> bool {
+        !self.cfg.trace.is_empty()
+            && (self.cfg.trace.contains(&i) || self.cfg.trace.contains(&u32::MAX))
     }
 
     /// The simulator index of the node at `addr` (live or dead).

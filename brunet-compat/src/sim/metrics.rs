@@ -21,7 +21,8 @@ pub(crate) struct Metrics {
     pub(crate) puts_ok: u64,
     pub(crate) gets: u64,
     pub(crate) gets_ok: u64,
-    pub(crate) relays_built: u64,
+    pub(crate) relays_up: u64,
+    pub(crate) relays_down: u64,
     pub(crate) departures: u64,
     pub(crate) series: Vec<SamplePoint>,
     pub(crate) first_consistent: Option<f64>,
@@ -94,8 +95,16 @@ pub struct Report {
     pub msgs_per_node_s: f64,
     /// Of which maintenance (status, CTM, want, relay setup).
     pub maintenance_per_node_s: f64,
-    /// Relay edges built over the run.
-    pub relays_built: u64,
+    /// Relay edges that came up over the run (each end counts its own).
+    pub relays_up: u64,
+    /// Relay edges that went down over the run (each end counts its own).
+    pub relays_down: u64,
+    /// Relay attempts started, over the nodes alive at the end.
+    pub relay_attempts: u64,
+    /// Of which found no working forwarder (retried after a backoff).
+    pub relay_failures: u64,
+    /// Relay edges in the tables at the end, per node.
+    pub relay_edges_mean: f64,
     /// Departures during the run.
     pub departures: u64,
     /// Mean peers per node at the end.
@@ -210,10 +219,14 @@ impl Sim {
         let (mut peers, mut sc, mut near, mut mem, mut l2) =
             (0usize, 0usize, 0usize, 0usize, 0.0f64);
         let mut routable = 0usize;
+        let (mut relay_attempts, mut relay_failures, mut relay_edges) = (0u64, 0u64, 0usize);
         for &i in &live {
             if let Some(n) = self.nodes[i as usize].node.as_ref() {
                 peers += n.table().len();
                 routable += usize::from(n.is_routable());
+                relay_attempts += n.stats().relay_attempts;
+                relay_failures += n.stats().relay_failures;
+                relay_edges += n.table().iter().filter(|p| p.link().is_none()).count();
                 sc += n.shortcut_count();
                 near += n
                     .table()
@@ -247,7 +260,11 @@ impl Sim {
             dht_get_success: r6(ratio(m.gets_ok, m.gets)),
             msgs_per_node_s: r6(m.msgs as f64 / n_live / window),
             maintenance_per_node_s: r6(m.maintenance_msgs as f64 / n_live / window),
-            relays_built: m.relays_built,
+            relays_up: m.relays_up,
+            relays_down: m.relays_down,
+            relay_attempts,
+            relay_failures,
+            relay_edges_mean: r6(relay_edges as f64 / n_live),
             departures: m.departures,
             peers_mean: r6(peers as f64 / n_live),
             shortcuts_mean: r6(sc as f64 / n_live),

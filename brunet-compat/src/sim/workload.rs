@@ -19,6 +19,9 @@ impl Sim {
             c.copy_from_slice(&r[..c.len()]);
         }
         let addr = Address::ah(b);
+        if self.traced(i) {
+            eprintln!("{:?} #{i} joins as {addr}", self.now);
+        }
         let mut cfg = Config::with_seed(self.cfg.seed ^ (u64::from(i) << 20) ^ 0x5eed);
         cfg.shortcuts = self.cfg.shortcuts;
         cfg.relay_select = self.cfg.relay_select;
@@ -226,6 +229,18 @@ impl Sim {
         } else {
             pred
         };
+        // With tracing on, lookups that miss the closest node are printed too.
+        if !self.cfg.trace.is_empty() && result.is_none_or(|(o, _)| o != closest) {
+            eprintln!(
+                "{:?} lookup from #{i} key {} -> {:?} attempts {attempts}; closest #{:?} succ #{:?} pred #{:?}",
+                self.now,
+                &key.to_string()[12..20],
+                result.map(|(o, h)| (self.index_of(&o), h)),
+                self.index_of(&closest),
+                self.index_of(&succ),
+                self.index_of(&pred)
+            );
+        }
         let m = &mut self.metrics;
         m.lookups += 1;
         match result {
