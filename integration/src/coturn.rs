@@ -44,6 +44,16 @@ pub fn start(ns: &Netns, dir: &Path, secret: &str) -> Result<ServerProcess> {
         "--no-dtls",
         "--no-cli",
         "--no-multicast-peers",
+        // Private peers are refused (403), as coturn's own guide recommends for a public
+        // server. Without this, ICE checks from a relay towards a friend's private host
+        // candidate fail to send here (the lab's internet has no default route), and coturn
+        // closes an allocation whose relay socket had a send error: every relay pair died.
+        "--denied-peer-ip",
+        "10.0.0.0-10.255.255.255",
+        "--denied-peer-ip",
+        "172.16.0.0-172.31.255.255",
+        "--denied-peer-ip",
+        "192.168.0.0-192.168.255.255",
         "--verbose", // the log says why a permission or relay was refused
         "--simple-log",
         "--log-file",
