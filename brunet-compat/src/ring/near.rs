@@ -13,6 +13,11 @@ use super::table::ConnType;
 use super::time::Time;
 use super::timer::Timer;
 
+/// First wait before a re-join probe after the near set changed; it doubles up to
+/// [`REJOIN_MAX`] while the near set holds.
+const REJOIN_FIRST: Duration = Duration::from_secs(5);
+const REJOIN_MAX: Duration = Duration::from_secs(600);
+
 /// Addresses learnt from connect-to-me replies, kept until the next near check.
 const MAX_HINTS: usize = 16;
 
@@ -35,6 +40,9 @@ pub(crate) struct NearState {
     pub(crate) next_join: Time,
     /// Earliest next directional probe, left and right.
     pub(crate) next_probe: [Time; 2],
+    /// Next re-join probe, and the wait after it.
+    pub(crate) next_rejoin: Time,
+    pub(crate) rejoin_wait: Duration,
     /// Our routable flag changed: announce to every peer, not just the near ones.
     pub(crate) status_all: bool,
     /// Candidates from connect-to-me replies.
@@ -64,6 +72,8 @@ impl Default for NearState {
             backoff: Duration::ZERO,
             next_join: Time::ZERO,
             next_probe: [Time::ZERO; 2],
+            next_rejoin: Time::NEVER,
+            rejoin_wait: REJOIN_FIRST,
             status_all: false,
             hints: Vec::new(),
             last_sent: Vec::new(),
@@ -184,6 +194,14 @@ impl Node {
         {
             self.near.routable = true;
             self.near.status_all = true;
+            self.near.rejoin_wait = REJOIN_FIRST;
+            self.near.next_rejoin = now + REJOIN_FIRST;
+        }
+        if self.near.routable && !self.table.is_empty() && now >= self.near.next_rejoin {
+            self.send_rejoin();
+            let wait = self.near.rejoin_wait.max(REJOIN_FIRST);
+            self.near.next_rejoin = now + wait.mul_f64(0.75 + 0.5 * self.uniform());
+            self.near.rejoin_wait = (wait * 2).min(REJOIN_MAX);
         }
 
         // Join through a peer (our leaf at first) until we are routable.
@@ -220,6 +238,9 @@ impl Node {
 
         if set != self.near.current {
             self.near.seek_dirty = true;
+            // New neighbours: probe from afar again soon.
+            self.near.rejoin_wait = REJOIN_FIRST;
+            self.near.next_rejoin = self.near.next_rejoin.min(now + REJOIN_FIRST);
             let prev = std::mem::replace(&mut self.near.current, set);
             self.near.last_change = now;
             self.dht_repair(&prev);
@@ -368,6 +389,30 @@ impl Node {
     fn send_join(&mut self) {
         let i = self.below(self.table.len());
         let leaf = self.table.at(i).addr;
+        self.send_self_ctm(leaf, Some(leaf));
+    }
+
+    /// The re-join probe: a connect-to-me to our own position entered at a far peer
+    /// (a shortcut if we have one), answered by the two nodes bracketing us. Joins
+    /// racing each other can leave two interleaved chains whose members each look
+    /// consistent to themselves; a probe arriving from afar lands on the other chain
+    /// and links the two (Chord's stabilisation plays this part there).
+    fn send_rejoin(&mut self) {
+        let far: Vec<usize> = (0..self.table.len())
+            .filter(|&i| {
+                let p = self.table.at(i);
+                p.routable && !self.near.current.contains(&p.addr)
+            })
+            .collect();
+        let i = match far.len() {
+            0 => self.below(self.table.len()),
+            n => far[self.below(n)],
+        };
+        let first = self.table.at(i).addr;
+        self.send_self_ctm(first, None);
+    }
+
+    fn send_self_ctm(&mut self, first: Address, via: Option<Address>) {
         self.near.token = self.near.token.wrapping_add(1);
         self.stats.ctm_sent += 1;
         let r = Routed {
@@ -381,11 +426,11 @@ impl Node {
             payload: Payload::Ctm {
                 kind: ConnType::NEAR,
                 token: self.near.token,
-                via: Some(leaf),
+                via,
                 near: Vec::new(),
             },
         };
-        self.send_to(&leaf, Msg::Routed(r));
+        self.send_to(&first, Msg::Routed(r));
     }
 
     /// Connect-to-me delivered at each of the next `k` nodes on one side.
