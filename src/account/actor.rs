@@ -38,7 +38,7 @@ pub enum AccountEvent {
     /// The connection is gone for now (it may resume).
     Offline,
     /// A stanza for the node (IQ answers and server pings are handled here).
-    Stanza(Stanza),
+    Stanza(Box<Stanza>),
 }
 
 enum Command {
@@ -284,7 +284,7 @@ impl Task {
                     from, id, payload, ..
                 } = &iq
                     && payload.is("ping", ns::PING)
-                    && self.from_server(from.as_ref())
+                    && self.is_own_side(from.as_ref())
                 {
                     let pong = Iq::Result {
                         from: None,
@@ -295,9 +295,10 @@ impl Task {
                     stream.send(Box::new(pong.into())).await;
                     return;
                 }
-                self.forward(AccountEvent::Stanza(Stanza::Iq(iq))).await;
+                self.forward(AccountEvent::Stanza(Box::new(Stanza::Iq(iq))))
+                    .await;
             }
-            Event::Stanza(st) => self.forward(AccountEvent::Stanza(st)).await,
+            Event::Stanza(st) => self.forward(AccountEvent::Stanza(Box::new(st))).await,
             Event::Stream(StreamEvent::Reset {
                 bound_jid,
                 features,
@@ -377,7 +378,7 @@ impl Task {
     }
 
     /// Our server (no `from`, its domain) or our own account may ping us.
-    fn from_server(&self, from: Option<&Jid>) -> bool {
+    fn is_own_side(&self, from: Option<&Jid>) -> bool {
         from.is_none_or(|f| f.as_str() == self.jid.domain().as_str() || f.to_bare() == self.jid)
     }
 

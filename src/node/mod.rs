@@ -90,9 +90,11 @@ pub async fn run(setup: NodeSetup, shutdown: impl Future<Output = ()>) -> Result
                         }
                     }
                     AccountEvent::Offline => rv.offline(i),
-                    AccountEvent::Stanza(Stanza::Presence(p)) => rv.presence(i, p, now),
-                    AccountEvent::Stanza(Stanza::Iq(iq)) => rv.iq_request(i, iq, now),
-                    AccountEvent::Stanza(Stanza::Message(_)) => {}
+                    AccountEvent::Stanza(st) => match *st {
+                        Stanza::Presence(p) => rv.presence(i, p, now),
+                        Stanza::Iq(iq) => rv.iq_request(i, iq, now),
+                        Stanza::Message(_) => {}
+                    },
                 }
             }
             Some((token, result)) = iq_results.recv() => rv.iq_result(token, result, Instant::now().into_std()),

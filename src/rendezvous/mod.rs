@@ -256,10 +256,8 @@ impl Rendezvous {
                 }
             }
         }
-        self.peers.retain(|_, p| {
-            !p.ghost_since
-                .is_some_and(|t| t + self.opts.ghost_keep <= now)
-        });
+        self.peers
+            .retain(|_, p| p.ghost_since.is_none_or(|t| t + self.opts.ghost_keep > now));
         let due: Vec<PeerKey> = self
             .peers
             .iter()

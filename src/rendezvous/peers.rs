@@ -64,7 +64,7 @@ impl Rendezvous {
         if me
             .full
             .as_ref()
-            .is_some_and(|f| Jid::from(f.clone()) == from)
+            .is_some_and(|f| f.as_str() == from.as_str())
         {
             return;
         }
