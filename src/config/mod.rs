@@ -78,6 +78,61 @@ pub struct Config {
     /// The rings this node joins.
     #[serde(default, rename = "ring", skip_serializing_if = "Vec::is_empty")]
     pub rings: Vec<RingEntry>,
+    /// Liveness timing; the defaults suit real servers, tests tighten them.
+    #[serde(default, skip_serializing_if = "Timing::is_default")]
+    pub timing: Timing,
+}
+
+/// `[timing]`: how fast dead connections and vanished friends are noticed, in seconds.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Timing {
+    /// XEP-0199 pings to our server every this many seconds (default 15).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_ping_secs: Option<u64>,
+    /// Silence on the stream before it is probed (default 20).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub silence_secs: Option<u64>,
+    /// Further silence after the probe before the connection is given up (default 10).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dead_after_secs: Option<u64>,
+    /// A friend not heard from for this long is pinged (default 20).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub friend_probe_secs: Option<u64>,
+    /// How long a friend's ping may go unanswered (default 10).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub friend_timeout_secs: Option<u64>,
+}
+
+impl Timing {
+    fn is_default(&self) -> bool {
+        *self == Timing::default()
+    }
+
+    /// Applies the values that are set to the connection and rendezvous options.
+    pub fn apply(
+        &self,
+        link: &mut crate::account::LinkOptions,
+        rv: &mut crate::rendezvous::RendezvousOptions,
+    ) {
+        let secs = Duration::from_secs;
+        if let Some(s) = self.server_ping_secs {
+            link.ping_interval = secs(s.max(1));
+        }
+        if let Some(s) = self.silence_secs {
+            link.timeouts.read_timeout = secs(s.max(1));
+        }
+        if let Some(s) = self.dead_after_secs {
+            link.timeouts.response_timeout = secs(s.max(1));
+            link.ping_timeout = secs(s.max(1));
+        }
+        if let Some(s) = self.friend_probe_secs {
+            rv.probe_interval = secs(s.max(1));
+        }
+        if let Some(s) = self.friend_timeout_secs {
+            rv.probe_timeout = secs(s.max(1));
+        }
+    }
 }
 
 /// One XMPP account, without its password (that is in the keystore).

@@ -32,6 +32,9 @@ tls = "direct"
 ca_file = "/etc/lab/ca.pem"
 login_timeout_secs = 5
 
+[timing]
+friend_probe_secs = 5
+
 [[ring]]
 name = "climbing"
 
@@ -47,6 +50,12 @@ secret = "file:/etc/lab/ring.hex"
         c.rings[1].secret,
         SecretRef::File(PathBuf::from("/etc/lab/ring.hex"))
     );
+    assert_eq!(c.timing.friend_probe_secs, Some(5));
+    let mut link = crate::account::LinkOptions::default();
+    let mut rv = crate::rendezvous::RendezvousOptions::default();
+    c.timing.apply(&mut link, &mut rv);
+    assert_eq!(rv.probe_interval, Duration::from_secs(5));
+    assert_eq!(link.timeouts.read_timeout, Duration::from_secs(20));
     let login = c.accounts[1].to_login("pw");
     assert_eq!(login.login_timeout, Duration::from_secs(5));
     assert_eq!(login.server.as_deref(), Some("198.18.0.11:5223"));

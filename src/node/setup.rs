@@ -96,6 +96,9 @@ impl NodeSetup {
             .control_socket
             .clone()
             .unwrap_or(paths.control_socket);
+        let mut link = LinkOptions::default();
+        let mut rendezvous = RendezvousOptions::default();
+        config.timing.apply(&mut link, &mut rendezvous);
         Ok(NodeSetup {
             config,
             config_path,
@@ -104,8 +107,8 @@ impl NodeSetup {
             secret,
             accounts,
             rings,
-            link: LinkOptions::default(),
-            rendezvous: RendezvousOptions::default(),
+            link,
+            rendezvous,
         })
     }
 }

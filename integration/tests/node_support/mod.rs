@@ -104,6 +104,13 @@ impl NodeHome {
         home
     }
 
+    /// Sets `[timing]` in the node's configuration (before `up`).
+    pub fn set_timing(&self, timing: chamber::config::Timing) {
+        let mut c = Config::load(&self.config).expect("config");
+        c.timing = timing;
+        c.save(&self.config).expect("write config");
+    }
+
     /// `chamber --config … ARGS` inside `ns`, with XDG folders pointing into the home.
     pub fn command(&self, ns: &Netns, args: &[&str]) -> Command {
         let mut c = ns.command(chamber_bin().to_str().expect("utf-8 path"));
