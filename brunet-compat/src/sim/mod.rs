@@ -10,6 +10,7 @@ pub mod config;
 pub mod engine;
 pub mod metrics;
 pub mod net;
+pub mod ops;
 mod queue;
 pub mod svg;
 mod workload;
