@@ -221,6 +221,25 @@ fn rendezvous_three_friends_discover_each_other_and_nobody_else() {
         log.contains("ignored: announce with a bad signature"),
         "no log line for the forgery"
     );
+    // What a person sees: `chamber status`, then `chamber stop` ends the daemon cleanly.
+    let out = homes[0].run(&sites[0].host, &["status"], "");
+    let text = String::from_utf8_lossy(&out.stdout);
+    eprintln!("chamber status of node a:\n{text}");
+    assert!(
+        text.contains("ring lab") && text.contains("3 friends"),
+        "{text}"
+    );
+    assert!(
+        text.contains("SASL SCRAM-") && text.contains("file store"),
+        "{text}"
+    );
+    let out = homes[0].run(&sites[0].host, &["stop"], "");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(homes[0].status().is_none(), "still answering after stop");
     eprintln!(
         "lab up {} ms, total {} ms",
         lab_up.as_millis(),
