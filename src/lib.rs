@@ -1,12 +1,12 @@
 //! chamber: a private, encrypted, self-organising overlay of friends, bootstrapped from the XMPP
 //! accounts they already have. See `docs/architecture.md` for the layers.
 pub mod account;
+pub mod cli;
 pub mod config;
+pub mod control;
 pub mod keystore;
 pub mod link;
-pub mod reflect;
-pub mod signal;
-pub mod rendezvous;
-pub mod control;
 pub mod node;
-pub mod cli;
+pub mod reflect;
+pub mod rendezvous;
+pub mod signal;
