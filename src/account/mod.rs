@@ -5,6 +5,7 @@
 //!
 //! - [`Session`]: a one-off login (for `account add` and `netcheck`).
 //! - [`AccountHandle`]: a long-lived account in its own task, for the daemon.
+#![warn(missing_docs)]
 
 mod actor;
 mod auth;

@@ -1,6 +1,7 @@
 //! The `chamber` command line: argument parsing (clap) and one module per command group. Each
 //! command returns a [`CliError`] whose message says what happened and what to do; `main` only
 //! prints it.
+#![warn(missing_docs)]
 
 mod account;
 mod daemon;

@@ -1,6 +1,7 @@
 //! The configuration file: TOML at `$XDG_CONFIG_HOME/chamber/config.toml` (or `--config`).
 //! It holds no secret: passwords, the node key and ring secrets live in the keystore, and a ring
 //! names where its secret is ([`SecretRef`]), never the secret itself.
+#![warn(missing_docs)]
 
 mod paths;
 

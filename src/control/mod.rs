@@ -8,6 +8,7 @@
 //! → {"cmd":"stop"}
 //! ← {"ok":true}
 //! ```
+#![warn(missing_docs)]
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};

@@ -6,6 +6,7 @@
 //! file. `auto` picks the keyring and falls back to files *loudly*: the reason is kept in
 //! [`StoreInfo`], logged as a warning and shown by `chamber status`. Secrets are never printed:
 //! [`Secret`] has no `Display` and its `Debug` is redacted.
+#![warn(missing_docs)]
 
 mod file;
 #[cfg(target_os = "linux")]

@@ -8,6 +8,7 @@
 //! chamber::node::run(setup, async { let _ = tokio::signal::ctrl_c().await; }).await
 //! # }
 //! ```
+#![warn(missing_docs)]
 
 mod reflection;
 mod setup;

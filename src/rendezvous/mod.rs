@@ -15,6 +15,7 @@
 //! friend we have not heard from for `probe_interval` is pinged (XEP-0199) at its full JID, and
 //! an error or silence takes it down. A ghost keeps being probed for a while, because a friend
 //! that merely lost its connection resumes its session without sending presence again.
+#![warn(missing_docs)]
 
 mod iq_answer;
 mod peers;
