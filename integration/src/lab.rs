@@ -62,6 +62,8 @@ pub struct Lab {
     public: Netns,
     sites: Vec<Site>,
     pki: Option<Pki>,
+    /// Each XMPP server's certificate, by domain, kept for restarts.
+    certs: std::collections::BTreeMap<&'static str, crate::pki::ServerCert>,
     turn_secret: String,
     servers: Vec<ServerProcess>,
     delays: Option<DelayQueues>,
@@ -119,6 +121,7 @@ impl Lab {
             public,
             sites: Vec::new(),
             pki: None,
+            certs: Default::default(),
             turn_secret: random_hex(16)?,
             servers: Vec::new(),
             delays: None,
@@ -230,45 +233,83 @@ impl Lab {
     /// Starts coturn, Prosody and ejabberd as the spec asks, with accounts and rosters.
     pub fn start_servers(&mut self) -> Result<()> {
         let pki = Pki::new(&self.dir.join("pki"))?;
-        let friends = self.friends();
-        if self.spec.coturn {
-            let dir = self.server_dir("coturn")?;
-            self.servers
-                .push(coturn::start(&self.public, &dir, &self.turn_secret)?);
-        }
         if self.spec.prosody {
-            let dir = self.server_dir("prosody")?;
-            let cert = pki.issue(&[ALPHA, &format!("*.{ALPHA}")])?;
-            let cfg = prosody::ProsodyConfig {
-                dir: &dir,
-                cert: &cert,
-                ca_file: &pki.ca_file(),
-                turn_secret: &self.turn_secret,
-                friends: &friends,
-            };
-            let proc = prosody::start(&self.public, &cfg)?;
-            self.servers.push(proc);
-            self.register_prosody(&dir)?;
+            self.certs
+                .insert(ALPHA, pki.issue(&[ALPHA, &format!("*.{ALPHA}")])?);
         }
         if self.spec.ejabberd {
-            let dir = self.server_dir("ejabberd")?;
-            let cert = pki.issue(&[BETA, &format!("*.{BETA}")])?;
-            let cfg = ejabberd::EjabberdConfig {
-                dir: &dir,
-                cert: &cert,
-                ca_file: &pki.ca_file(),
-                turn_secret: &self.turn_secret,
-            };
-            self.servers.push(ejabberd::start(&self.public, &cfg)?);
+            self.certs
+                .insert(BETA, pki.issue(&[BETA, &format!("*.{BETA}")])?);
+        }
+        self.pki = Some(pki);
+        if self.spec.coturn {
+            self.start_server("coturn")?;
+        }
+        if self.spec.prosody {
+            self.start_server("Prosody")?;
+            self.register_prosody(&self.dir.join("prosody"))?;
+        }
+        if self.spec.ejabberd {
+            self.start_server("ejabberd")?;
             let accounts: Vec<(String, String)> = self
                 .local_accounts(BETA)
                 .into_iter()
                 .map(|a| (local_part(&a.jid), a.password))
                 .collect();
-            ejabberd::provision(&self.public, &accounts, &friends)?;
+            ejabberd::provision(&self.public, &accounts, &self.friends())?;
         }
-        self.pki = Some(pki);
         Ok(())
+    }
+
+    /// Starts one server (`"Prosody"`, `"ejabberd"` or `"coturn"`) from the files the lab wrote:
+    /// after [`Lab::stop_server`], its accounts, rosters and certificate are as they were.
+    pub fn start_server(&mut self, what: &str) -> Result<()> {
+        if self.servers.iter().any(|s| s.what() == what) {
+            return Err(LabError::Spec(format!("{what} is already running")));
+        }
+        let ca_file = self.ca_file();
+        let cert = |domain: &str| {
+            self.certs
+                .get(domain)
+                .cloned()
+                .ok_or_else(|| LabError::Spec(format!("this lab has no {domain} server")))
+        };
+        let proc = match what {
+            "coturn" if self.spec.coturn => {
+                coturn::start(&self.public, &self.server_dir("coturn")?, &self.turn_secret)?
+            }
+            "Prosody" => {
+                let (dir, cert, friends) =
+                    (self.server_dir("prosody")?, cert(ALPHA)?, self.friends());
+                let cfg = prosody::ProsodyConfig {
+                    dir: &dir,
+                    cert: &cert,
+                    ca_file: &ca_file,
+                    turn_secret: &self.turn_secret,
+                    friends: &friends,
+                };
+                prosody::start(&self.public, &cfg)?
+            }
+            "ejabberd" => {
+                let (dir, cert) = (self.server_dir("ejabberd")?, cert(BETA)?);
+                let cfg = ejabberd::EjabberdConfig {
+                    dir: &dir,
+                    cert: &cert,
+                    ca_file: &ca_file,
+                    turn_secret: &self.turn_secret,
+                };
+                ejabberd::start(&self.public, &cfg)?
+            }
+            other => return Err(LabError::Spec(format!("no server `{other}` in this lab"))),
+        };
+        self.servers.push(proc);
+        Ok(())
+    }
+
+    /// Stops and starts a server again, as an operator's restart would.
+    pub fn restart_server(&mut self, what: &str) -> Result<()> {
+        self.stop_server(what);
+        self.start_server(what)
     }
 
     /// Registers Prosody's accounts, a few `prosodyctl` processes at a time.

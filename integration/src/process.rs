@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use nix::sys::signal::{Signal, killpg};
+use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
 use crate::error::{LabError, Result};
@@ -98,23 +98,71 @@ impl ServerProcess {
         }
     }
 
-    /// Stops the process group: SIGTERM, then SIGKILL after two seconds.
+    /// Stops the server: SIGTERM to its launcher's whole process tree (collected first: `su`
+    /// and `runuser` move the server out of the launcher's process group, and the launcher may
+    /// exit long before the server has let go of its ports), then SIGKILL to whatever is left
+    /// after five seconds. Returns when none of them runs.
     pub fn stop(&mut self) {
-        if matches!(self.child.try_wait(), Ok(Some(_))) {
-            return;
-        }
-        let pgid = Pid::from_raw(self.child.id() as i32);
-        let _ = killpg(pgid, Signal::SIGTERM);
-        let deadline = Instant::now() + Duration::from_secs(2);
-        while Instant::now() < deadline {
-            if matches!(self.child.try_wait(), Ok(Some(_))) {
-                return;
+        let root = self.child.id() as i32;
+        let tree = process_tree(root);
+        let signal_all = |sig: Signal| {
+            for pid in &tree {
+                let _ = kill(Pid::from_raw(*pid), sig);
+            }
+        };
+        signal_all(Signal::SIGTERM);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let mut killed = false;
+        loop {
+            let _ = self.child.try_wait();
+            if tree.iter().all(|p| !running(*p)) {
+                break;
+            }
+            if Instant::now() > deadline {
+                if killed {
+                    break;
+                }
+                signal_all(Signal::SIGKILL);
+                killed = true;
             }
             std::thread::sleep(Duration::from_millis(20));
         }
-        let _ = killpg(pgid, Signal::SIGKILL);
         let _ = self.child.wait();
     }
+}
+
+/// `root` and all its descendants, from `/proc/<pid>/stat` parent links.
+fn process_tree(root: i32) -> Vec<i32> {
+    let parents: Vec<(i32, i32)> = std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter_map(|pid| Some((pid, stat_field(pid, 1)?.parse().ok()?)))
+        .collect();
+    let mut tree = vec![root];
+    let mut i = 0;
+    while i < tree.len() {
+        let p = tree[i];
+        tree.extend(parents.iter().filter(|(_, pp)| *pp == p).map(|(c, _)| *c));
+        i += 1;
+    }
+    tree
+}
+
+/// Field `n` after the command name of `/proc/<pid>/stat` (0 = state, 1 = parent pid).
+fn stat_field(pid: i32, n: usize) -> Option<String> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat.rsplit(')')
+        .next()?
+        .split_whitespace()
+        .nth(n)
+        .map(str::to_string)
+}
+
+/// Whether `pid` runs (a zombie does not).
+fn running(pid: i32) -> bool {
+    stat_field(pid, 0).is_some_and(|state| state != "Z")
 }
 
 impl Drop for ServerProcess {

@@ -99,7 +99,7 @@ fn the_lab_servers_work_from_every_site() {
     if !common::lab_available() {
         return;
     }
-    let lab = Lab::up(LabSpec::one_of_each()).expect("lab up");
+    let mut lab = Lab::up(LabSpec::one_of_each()).expect("lab up");
 
     // 1. From every site, user k logs into both servers through its NAT, with SCRAM over TLS.
     std::thread::scope(|s| {
@@ -234,5 +234,29 @@ fn the_lab_servers_work_from_every_site() {
         received.as_deref(),
         Some(expect.as_str()),
         "federated message"
+    );
+
+    // 4. Restarted servers come back with their accounts and certificates.
+    for (what, domain) in [("Prosody", ALPHA), ("ejabberd", BETA)] {
+        lab.restart_server(what)
+            .unwrap_or_else(|e| panic!("restart {what}: {e}"));
+        let cfg = common::account(&lab, 1, domain, TlsMode::StartTls);
+        let site = lab.site(NatKind::None.as_str()).expect("public site");
+        let info = common::block_on_in(&site.host, move || async move {
+            let s = Session::login(&cfg)
+                .await
+                .unwrap_or_else(|e| panic!("after restart: {e}"));
+            let info = s.info().clone();
+            s.close().await;
+            info
+        });
+        assert!(
+            info.mechanism.starts_with("SCRAM-"),
+            "{what} after restart: {info:?}"
+        );
+    }
+    assert!(
+        lab.start_server("Prosody").is_err(),
+        "a running server cannot be started twice"
     );
 }
