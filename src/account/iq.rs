@@ -104,3 +104,61 @@ impl IqTracker {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn result(id: &str, from: Option<&str>) -> Iq {
+        Iq::Result {
+            from: from.map(|f| f.parse().unwrap()),
+            to: None,
+            id: id.into(),
+            payload: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn answers_count_only_from_the_asked_entity_and_requests_expire() {
+        let own: BareJid = "alice@a.example".parse().unwrap();
+        let mut t = IqTracker::default();
+        let (tx, mut rx) = oneshot::channel();
+        let id = t.next_id();
+        t.insert(
+            id.clone(),
+            Some("bob@b.example/x".parse().unwrap()),
+            Duration::from_secs(5),
+            tx,
+        );
+        // A guessed id from someone else is swallowed, not delivered.
+        assert!(
+            t.answer(result(&id, Some("eve@e.example/x")), Some(&own))
+                .is_none()
+        );
+        assert!(rx.try_recv().is_err());
+        assert!(
+            t.answer(result(&id, Some("bob@b.example/x")), Some(&own))
+                .is_none()
+        );
+        assert!(rx.await.unwrap().is_ok());
+        // Requests to our server may come back from its domain.
+        let (tx, rx) = oneshot::channel();
+        let id = t.next_id();
+        t.insert(id.clone(), None, Duration::from_secs(5), tx);
+        assert!(
+            t.answer(result(&id, Some("a.example")), Some(&own))
+                .is_none()
+        );
+        assert!(rx.await.unwrap().is_ok());
+        // Unknown ids pass through; deadlines fail the request.
+        assert!(t.answer(result("nope", None), Some(&own)).is_some());
+        let (tx, rx) = oneshot::channel();
+        let id = t.next_id();
+        t.insert(id, None, Duration::from_secs(1), tx);
+        t.expire(Instant::now() + Duration::from_secs(2));
+        assert_eq!(
+            rx.await.unwrap(),
+            Err(IqError::Timeout(Duration::from_secs(1)))
+        );
+    }
+}
