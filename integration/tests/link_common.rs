@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use chamber::account::{AccountConfig, AccountEvent, AccountHandle, LinkOptions};
 use chamber::link::{
-    IceServer, Identity, Incoming, Link, LinkError, Linker, LinkerConfig, PathHint,
+    IceServer, Identity, Incoming, Link, LinkError, Linker, LinkerConfig, PathHint, PathInfo,
 };
 use chamber::signal::xmpp::{self, XmppTransport};
 use tokio::sync::mpsc;
@@ -101,9 +101,14 @@ pub async fn start(
     let (l, a) = (linker.clone(), account.clone());
     tokio::spawn(async move {
         while let Some((_, ev)) = ev_rx.recv().await {
-            let AccountEvent::Stanza(Stanza::Iq(iq)) = ev else {
+            let AccountEvent::Stanza(st) = ev else {
                 continue;
             };
+            // `Borrow` reads the stanza whether the event boxes it or not.
+            let Stanza::Iq(iq) = std::borrow::Borrow::<Stanza>::borrow(&st) else {
+                continue;
+            };
+            let iq = iq.clone();
             match xmpp::incoming(&iq) {
                 Some(Ok((from, j))) => {
                     let (l, a, id) = (l.clone(), a.clone(), iq.id().to_owned());
@@ -161,7 +166,6 @@ pub async fn offer_and_ping(f: &Friend, peer: FullJid) -> (Outcome, Option<Link>
     match f.linker.connect(vec![peer]).await {
         Ok(mut link) => {
             let setup = t0.elapsed();
-            let path = link.status().path.clone();
             let mut echoed = false;
             for _ in 0..20 {
                 let _ = link.send(b"ping").await;
@@ -172,7 +176,12 @@ pub async fn offer_and_ping(f: &Friend, peer: FullJid) -> (Outcome, Option<Link>
                     break;
                 }
             }
-            let result = path.ok_or_else(|| "up without a path".to_string());
+            // Read after the echo: a relay candidate trickled after the checks relabels a
+            // peer-reflexive path as TURN.
+            let result = link
+                .status()
+                .path
+                .ok_or_else(|| "up without a path".to_string());
             (
                 Outcome {
                     result,
@@ -204,11 +213,26 @@ pub async fn answer_and_echo(f: &mut Friend) -> Result<Link, String> {
 }
 
 /// Echoes datagrams on `link` until it ends.
-pub fn echo(mut link: Link) -> tokio::task::JoinHandle<Link> {
+pub fn echo(link: Link) -> tokio::task::JoinHandle<Link> {
+    echo_reporting(link, None)
+}
+
+/// The paths of links a responder echoes on, by peer.
+pub type Paths = Arc<std::sync::Mutex<std::collections::HashMap<String, PathInfo>>>;
+
+/// Echoes datagrams on `link` until it ends, noting its path in `paths` after each echo.
+pub fn echo_reporting(mut link: Link, paths: Option<Paths>) -> tokio::task::JoinHandle<Link> {
     tokio::spawn(async move {
         while let Ok(Some(d)) = tokio::time::timeout(Duration::from_secs(5), link.recv()).await {
             if d == b"ping" {
                 let _ = link.send(b"pong").await;
+                if let (Some(paths), Some(p)) = (&paths, link.status().path) {
+                    let peer = link.peer().to_string();
+                    paths
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .insert(peer, p);
+                }
             } else if d == b"bye" {
                 break;
             }

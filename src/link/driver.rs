@@ -7,6 +7,8 @@
 //! on a live link loses nothing (make before break), and the Noise session survives it
 //! unchanged.
 
+use std::collections::HashSet;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -19,7 +21,7 @@ use xmpp_ext::jingle::{Candidate, IceUdpTransport, Reason};
 use xmpp_ext::record::NodeRecord;
 
 use super::error::LinkError;
-use super::ice::{self, IceConfig, IceServer, PathHint};
+use super::ice::{self, IceConfig, PathHint, Servers};
 use super::link::{DriverNote, Link, PathConn, Shared};
 
 /// From the manager to a driver.
@@ -49,7 +51,7 @@ pub(super) struct Params {
     pub(super) sid: String,
     pub(super) peer: String,
     pub(super) controlling: bool,
-    pub(super) servers: Vec<IceServer>,
+    pub(super) servers: Arc<Servers>,
     pub(super) hint: PathHint,
     pub(super) ice: IceConfig,
     pub(super) setup_timeout: Duration,
@@ -82,6 +84,9 @@ pub(super) struct Driver {
     /// Remote candidates by the ufrag they were sent with.
     remote_cands: Vec<(String, Candidate)>,
     relays_seen: bool,
+    /// The peer's relay candidates: a path to one of them is relayed even when ICE learnt
+    /// the address from a check before the candidate arrived (and calls it peer-reflexive).
+    remote_relays: HashSet<SocketAddr>,
     up: bool,
     restarts: u32,
     candidates_sent: u32,
@@ -105,6 +110,7 @@ impl Driver {
                 ev_tx,
                 remote_cands: Vec::new(),
                 relays_seen: false,
+                remote_relays: HashSet::new(),
                 up: false,
                 restarts: 0,
                 candidates_sent: 0,
@@ -283,10 +289,14 @@ impl Driver {
         let (Some(ufrag), pwd) = (t.ufrag.clone(), t.pwd.clone()) else {
             return;
         };
-        self.relays_seen |= t
-            .candidates
-            .iter()
-            .any(|c| c.kind == xmpp_ext::jingle::CandidateType::Relay);
+        for c in &t.candidates {
+            if c.kind == xmpp_ext::jingle::CandidateType::Relay {
+                self.relays_seen = true;
+                if self.remote_relays.insert(SocketAddr::new(c.ip, c.port)) {
+                    self.shared.relabel_relayed(&self.remote_relays);
+                }
+            }
+        }
         let known = self
             .slots
             .iter()
@@ -362,7 +372,10 @@ impl Driver {
                 self.relays_seen |= c.candidate_type() == CandidateType::Relay;
                 let s = self.slots.iter().find(|s| s.generation == generation)?;
                 self.candidates_sent += 1;
-                if let Some(jc) = ice::to_jingle(c.as_ref(), generation, self.candidates_sent) {
+                if let Some(mut jc) = ice::to_jingle(c.as_ref(), generation, self.candidates_sent) {
+                    if self.relay_over_tcp(c.as_ref()) {
+                        jc.priority = ice::tcp_relay_priority(jc.priority);
+                    }
                     let t = IceUdpTransport {
                         ufrag: Some(s.ufrag.clone()),
                         pwd: Some(s.pwd.clone()),
@@ -401,9 +414,13 @@ impl Driver {
                 let i = self.slots.iter().position(|s| s.generation == generation)?;
                 self.slots[i].connected = true;
                 let pair = self.slots[i].agent.get_selected_candidate_pair()?;
-                let path = ice::path_of(&pair)?;
+                let mut path = ice::path_of(&pair)?;
+                path.over_tcp = self.relay_over_tcp(pair.local.as_ref());
+                if self.remote_relays.contains(&path.remote) {
+                    path.kind = ice::PathKind::TurnRelay;
+                }
                 tracing::info!(sid = %self.p.sid, peer = %self.p.peer, generation, kind = path.kind.as_str(),
-                    local = %path.local, remote = %path.remote, "ICE connected");
+                    local = %path.local, remote = %path.remote, over_tcp = path.over_tcp, "ICE connected");
                 for p in self.shared.set_path(conn.clone(), path) {
                     let _ = conn.send(&p).await;
                 }
@@ -421,6 +438,15 @@ impl Driver {
             }
         }
         None
+    }
+}
+
+impl Driver {
+    /// Whether a local candidate is a relay reached through a TURN over TCP bridge.
+    fn relay_over_tcp(&self, c: &(dyn IceCandidate + Send + Sync)) -> bool {
+        c.candidate_type() == CandidateType::Relay
+            && c.related_address()
+                .is_some_and(|r| self.p.servers.over_tcp(r.port))
     }
 }
 

@@ -12,7 +12,7 @@ use webrtc_util::Conn;
 use xmpp_ext::record::NodeRecord;
 
 use super::error::LinkError;
-use super::ice::PathInfo;
+use super::ice::{PathInfo, PathKind};
 use super::tunnel::{DownReason, Output, Tunnel, TunnelEvent, TunnelStats, buffer_for};
 
 /// Largest datagram a link carries (IP fragments what the path's MTU does not take).
@@ -212,6 +212,20 @@ impl Shared {
             let _ = conn.send(&p).await;
         }
         self.wake.notify_one();
+    }
+
+    /// A path ICE called peer-reflexive whose remote end turned out to be one of the peer's
+    /// relay candidates (the candidate came after the checks) is a TURN path.
+    pub(super) fn relabel_relayed(&self, relays: &std::collections::HashSet<SocketAddr>) {
+        let mut c = self.lock();
+        if let Some(p) = c.status.path.as_mut()
+            && p.kind == PathKind::PeerReflexive
+            && relays.contains(&p.remote)
+        {
+            p.kind = PathKind::TurnRelay;
+            let p = p.clone();
+            let _ = self.events.send(LinkEvent::PathChanged(p));
+        }
     }
 
     pub(super) fn status(&self) -> LinkStatus {

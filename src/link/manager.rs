@@ -14,7 +14,7 @@ use zeroize::Zeroizing;
 
 use super::driver::{Driver, ManagerNote, Params, SigNote};
 use super::error::LinkError;
-use super::ice::{IceConfig, IceServer, PathHint};
+use super::ice::{IceConfig, IceServer, PathHint, Servers};
 use super::link::{Link, Shared, spawn_timers};
 use super::{Role, Tunnel, TunnelConfig};
 use crate::signal::xmpp::SignalTransport;
@@ -114,6 +114,7 @@ where
         let (acks_tx, acks) = mpsc::unbounded_channel();
         let task = Task {
             sig: Signaller::new(local, cfg.signal.clone()),
+            servers: Arc::new(Servers::new(&cfg.servers)),
             cfg,
             identity,
             transport,
@@ -164,6 +165,8 @@ struct Entry<A> {
 
 struct Task<A: Address> {
     sig: Signaller<A>,
+    /// The STUN/TURN servers, with the TURN over TCP bridges alive as long as the linker.
+    servers: Arc<Servers>,
     cfg: LinkerConfig,
     identity: Identity,
     transport: Arc<dyn SignalTransport<A>>,
@@ -270,7 +273,7 @@ where
             sid,
             peer: peer.to_string(),
             controlling: role == Role::Initiator,
-            servers: self.cfg.servers.clone(),
+            servers: self.servers.clone(),
             hint: self.cfg.hint,
             ice: self.cfg.ice.clone(),
             setup_timeout: self.cfg.setup_timeout,

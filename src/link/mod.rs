@@ -48,6 +48,7 @@ pub mod replay;
 mod session;
 pub mod timers;
 pub mod tunnel;
+pub mod turn_tcp;
 pub mod wire;
 
 #[cfg(test)]
@@ -56,7 +57,7 @@ mod tests;
 pub use config::TunnelConfig;
 pub use error::LinkError;
 pub use handshake::HandshakeError;
-pub use ice::{IceConfig, IceServer, PathHint, PathInfo, PathKind};
+pub use ice::{IceConfig, IceServer, PathHint, PathInfo, PathKind, Servers};
 pub use link::{Link, LinkEvent, LinkState, LinkStatus, MAX_DATAGRAM};
 pub use manager::{Identity, Incoming, Linker, LinkerConfig, Policy};
 pub use timers::Timer;
