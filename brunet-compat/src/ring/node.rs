@@ -578,11 +578,10 @@ impl Node {
 
     /// Sends a link message to a table peer, through its relay forwarder if need be.
     pub(crate) fn send_to(&mut self, addr: &Address, msg: Msg) {
-        let Some(p) = self.table.get_mut(addr) else {
+        let Some(p) = self.table.get(addr) else {
             self.stats.no_route += 1;
             return;
         };
-        p.last_used = self.now;
         match p.path {
             Path::Link(link, _) => self.transmit(link, msg),
             Path::Relay { via } => match self.table.get(&via).and_then(Peer::link) {

@@ -137,7 +137,7 @@ pub struct Peer {
     pub routable: bool,
     /// When the link came up.
     pub since: Time,
-    /// Last time a message went to or came from it (on-demand reaping).
+    /// Last time application data went to or came from it (on-demand reaping).
     pub last_used: Time,
     /// Round-trip time in microseconds (0 when unknown).
     pub rtt_us: u32,

@@ -1,0 +1,112 @@
+//! The DHT: put, get and remove across the ring, and repair when a replica holder dies.
+
+mod common;
+
+use std::time::Duration;
+
+use brunet_compat::address::Address;
+use brunet_compat::ring::{Config, Event, RequestId};
+use common::Ring;
+
+fn key(b: u8) -> Address {
+    Address::ah([b; 20])
+}
+
+/// The event answering request `id` of node `i` since `mark`.
+fn answer(r: &Ring, i: usize, id: RequestId, mark: usize) -> Event {
+    r.events_of(i, mark)
+        .find(|e| match e {
+            Event::DhtPutDone { id: x, .. }
+            | Event::DhtGetDone { id: x, .. }
+            | Event::DhtRemoveDone { id: x, .. } => *x == id,
+            _ => false,
+        })
+        .cloned()
+        .unwrap_or_else(|| panic!("no answer to {id:?}"))
+}
+
+fn holders(r: &Ring) -> Vec<usize> {
+    (0..r.nodes.len())
+        .filter(|&i| r.nodes[i].as_ref().is_some_and(|n| n.dht_len() > 0))
+        .collect()
+}
+
+fn get(r: &mut Ring, i: usize, k: Address) -> Option<Vec<Vec<u8>>> {
+    let mark = r.events.len();
+    let id = r.with(i, |n, now| n.dht_get(now, k));
+    r.run_for(Duration::from_secs(10));
+    match answer(r, i, id, mark) {
+        Event::DhtGetDone { values, .. } => {
+            values.map(|v| v.into_iter().map(|x| x.value).collect())
+        }
+        e => panic!("{e:?}"),
+    }
+}
+
+#[test]
+fn put_get_remove() {
+    let mut r = Ring::build(
+        20,
+        4,
+        |i| Config::with_seed(i as u64),
+        Duration::from_secs(60),
+    );
+    let k = key(0x5a);
+    let mark = r.events.len();
+    let id = r.with(3, |n, now| {
+        n.dht_put(now, k, b"v1".to_vec(), 600, Vec::new())
+    });
+    r.run_for(Duration::from_secs(5));
+    assert_eq!(answer(&r, 3, id, mark), Event::DhtPutDone { id, ok: true });
+    // The owner and the next nearest hold it (dht_replicas = 3).
+    assert_eq!(holders(&r).len(), 3);
+    assert_eq!(get(&mut r, 11, k), Some(vec![b"v1".to_vec()]));
+
+    let mark = r.events.len();
+    let id = r.with(17, |n, now| n.dht_remove(now, k, b"v1".to_vec()));
+    r.run_for(Duration::from_secs(5));
+    assert_eq!(
+        answer(&r, 17, id, mark),
+        Event::DhtRemoveDone { id, ok: true }
+    );
+    assert!(holders(&r).is_empty(), "removed from every replica");
+    assert_eq!(get(&mut r, 11, k), Some(vec![]));
+    // Removing what is not there says so.
+    let mark = r.events.len();
+    let id = r.with(17, |n, now| n.dht_remove(now, k, b"v1".to_vec()));
+    r.run_for(Duration::from_secs(10));
+    assert_eq!(
+        answer(&r, 17, id, mark),
+        Event::DhtRemoveDone { id, ok: false }
+    );
+}
+
+#[test]
+fn replicas_are_repaired_when_holders_crash() {
+    let mut r = Ring::build(
+        24,
+        5,
+        |i| Config::with_seed(i as u64),
+        Duration::from_secs(60),
+    );
+    let k = key(0xa5);
+    r.with(2, |n, now| {
+        n.dht_put(now, k, b"kept".to_vec(), 3600, Vec::new())
+    });
+    r.run_for(Duration::from_secs(5));
+    let before = holders(&r);
+    assert_eq!(before.len(), 3);
+    // Two of the three holders crash; their peers notice after 10 s.
+    for &i in before.iter().take(2) {
+        r.crash(i, Duration::from_secs(10));
+    }
+    assert_eq!(holders(&r).len(), 1);
+    r.run_for(Duration::from_secs(40));
+    let after = holders(&r);
+    assert_eq!(after.len(), 3, "back to three copies: {after:?}");
+    assert!(r.consistent());
+    let asker = (0..24)
+        .find(|&i| r.nodes[i].is_some() && !after.contains(&i))
+        .unwrap();
+    assert_eq!(get(&mut r, asker, k), Some(vec![b"kept".to_vec()]));
+}
