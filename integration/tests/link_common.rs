@@ -162,8 +162,13 @@ pub struct Outcome {
 
 /// Initiator: offers, waits for the link, sends a datagram and waits for the echo.
 pub async fn offer_and_ping(f: &Friend, peer: FullJid) -> (Outcome, Option<Link>) {
+    ping_over(f.linker.clone(), peer).await
+}
+
+/// [`offer_and_ping`] with a linker of its own, for a spawned task.
+pub async fn ping_over(linker: Linker<FullJid>, peer: FullJid) -> (Outcome, Option<Link>) {
     let t0 = Instant::now();
-    match f.linker.connect(vec![peer]).await {
+    match linker.connect(vec![peer]).await {
         Ok(mut link) => {
             let setup = t0.elapsed();
             let mut echoed = false;

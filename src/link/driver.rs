@@ -66,10 +66,17 @@ struct Slot {
     connecting: bool,
     connected: bool,
     _cancel: Option<mpsc::Sender<()>>,
+    /// The link's first generation: its credentials go in the offer or answer.
+    first: bool,
+    /// Credentials sent to the peer (until then, candidates are held).
+    announced: bool,
+    held: Vec<Candidate>,
 }
 
 enum Ev {
     Candidate(u8, Option<Arc<dyn IceCandidate + Send + Sync>>),
+    /// The controlled side stops holding a generation's credentials for more candidates.
+    GatherDeadline(u8),
     State(u8, ConnectionState),
     Conn(u8, Result<PathConn, String>),
 }
@@ -222,6 +229,13 @@ impl Driver {
     }
 
     /// A fresh agent for the next ICE generation; announces its credentials.
+    ///
+    /// The controlling side announces at once and trickles. The controlled side holds its
+    /// credentials until its candidates are gathered (or [`IceConfig::gather_wait`] passes)
+    /// and sends them together: webrtc-ice takes a check from an address it has no candidate
+    /// for as peer-reflexive, with a peer-reflexive priority and wait, even when it comes
+    /// from a relay, so a controlling agent that learnt the peer's relays from its checks
+    /// before their trickle could nominate a relayed pair as if it were direct.
     async fn new_generation(&mut self, first: bool) -> Result<(), String> {
         let generation = self
             .slots
@@ -248,11 +262,6 @@ impl Driver {
         }));
         let (ufrag, pwd) = agent.get_local_user_credentials().await;
         agent.gather_candidates().map_err(|e| e.to_string())?;
-        let creds = IceUdpTransport {
-            ufrag: Some(ufrag.clone()),
-            pwd: Some(pwd.clone()),
-            candidates: vec![],
-        };
         self.slots.push(Slot {
             generation,
             agent,
@@ -262,14 +271,44 @@ impl Driver {
             connecting: false,
             connected: false,
             _cancel: None,
+            first,
+            announced: false,
+            held: Vec::new(),
         });
-        let note = if first {
-            ManagerNote::Credentials(self.p.sid.clone(), creds)
+        if self.p.controlling {
+            self.announce(generation);
         } else {
-            ManagerNote::Trickle(self.p.sid.clone(), creds)
+            let (tx, wait) = (self.ev_tx.clone(), self.p.ice.gather_wait);
+            tokio::spawn(async move {
+                tokio::time::sleep(wait).await;
+                let _ = tx.send(EvBox(Ev::GatherDeadline(generation)));
+            });
+        }
+        Ok(())
+    }
+
+    /// Sends a generation's credentials with the candidates held so far (once).
+    fn announce(&mut self, generation: u8) {
+        let Some(s) = self
+            .slots
+            .iter_mut()
+            .find(|s| s.generation == generation && !s.announced)
+        else {
+            return;
+        };
+        s.announced = true;
+        let t = IceUdpTransport {
+            ufrag: Some(s.ufrag.clone()),
+            pwd: Some(s.pwd.clone()),
+            candidates: std::mem::take(&mut s.held),
+        };
+        tracing::debug!(sid = %self.p.sid, generation, candidates = t.candidates.len(), "credentials out");
+        let note = if s.first {
+            ManagerNote::Credentials(self.p.sid.clone(), t)
+        } else {
+            ManagerNote::Trickle(self.p.sid.clone(), t)
         };
         let _ = self.to_mgr.send(note);
-        Ok(())
     }
 
     async fn restart(&mut self) {
@@ -370,23 +409,30 @@ impl Driver {
         match ev {
             Ev::Candidate(generation, Some(c)) => {
                 self.relays_seen |= c.candidate_type() == CandidateType::Relay;
-                let s = self.slots.iter().find(|s| s.generation == generation)?;
                 self.candidates_sent += 1;
-                if let Some(mut jc) = ice::to_jingle(c.as_ref(), generation, self.candidates_sent) {
-                    if self.relay_over_tcp(c.as_ref()) {
-                        jc.priority = ice::tcp_relay_priority(jc.priority);
-                    }
-                    let t = IceUdpTransport {
-                        ufrag: Some(s.ufrag.clone()),
-                        pwd: Some(s.pwd.clone()),
-                        candidates: vec![jc],
-                    };
-                    let _ = self
-                        .to_mgr
-                        .send(ManagerNote::Trickle(self.p.sid.clone(), t));
+                let tcp = self.relay_over_tcp(c.as_ref());
+                let mut jc = ice::to_jingle(c.as_ref(), generation, self.candidates_sent)?;
+                if tcp {
+                    jc.priority = ice::tcp_relay_priority(jc.priority);
                 }
+                let s = self.slots.iter_mut().find(|s| s.generation == generation)?;
+                if !s.announced {
+                    s.held.push(jc);
+                    return None;
+                }
+                let t = IceUdpTransport {
+                    ufrag: Some(s.ufrag.clone()),
+                    pwd: Some(s.pwd.clone()),
+                    candidates: vec![jc],
+                };
+                let _ = self
+                    .to_mgr
+                    .send(ManagerNote::Trickle(self.p.sid.clone(), t));
             }
-            Ev::Candidate(_, None) => {}
+            // Gathering is complete, or the controlled side waited long enough.
+            Ev::Candidate(generation, None) | Ev::GatherDeadline(generation) => {
+                self.announce(generation);
+            }
             Ev::State(generation, state) => {
                 tracing::debug!(sid = %self.p.sid, generation, %state, "ICE state");
                 let latest = self.slots.last().map(|s| s.generation) == Some(generation);

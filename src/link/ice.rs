@@ -7,7 +7,7 @@
 //! - Link-local, CGNAT-range and loopback addresses are never offered: they cannot reach a
 //!   friend, and `100.64.0.0/10` is where chamber's own VPN lives (a path must never run
 //!   through the overlay it carries).
-//! - A relay pair is accepted after [`IceConfig::relay_wait`]: the library's default 2 s is a
+//! - A relay pair is accepted after [`IceConfig::relay_wait`] (2 s, the library default): a
 //!   guess that a direct pair might still win; when we know none can (UDP blocked here, a
 //!   symmetric NAT here, see [`PathHint`]), the wait is zero.
 
@@ -180,6 +180,9 @@ pub struct IceConfig {
     pub interfaces: Option<Vec<String>>,
     /// How long a relay pair waits for a direct pair to win.
     pub relay_wait: Duration,
+    /// How long the controlled side holds its credentials for its candidates to be gathered
+    /// (see the driver): a site whose STUN or UDP TURN never answers waits this long.
+    pub gather_wait: Duration,
     /// ICE's own consent checks on an idle selected pair.
     pub keepalive: Duration,
     /// ICE reports the pair disconnected after this silence.
@@ -192,7 +195,10 @@ impl Default for IceConfig {
     fn default() -> Self {
         IceConfig {
             interfaces: None,
-            relay_wait: Duration::from_millis(1000),
+            // webrtc-ice's own default: punching through two NATs takes a few rounds of
+            // checks, more on a slow or busy path; a relay pair nominated first stays.
+            relay_wait: Duration::from_millis(2000),
+            gather_wait: Duration::from_millis(1000),
             keepalive: Duration::from_secs(2),
             disconnected: Duration::from_secs(5),
             failed: Duration::from_secs(10),
