@@ -1,10 +1,9 @@
-//! Prosody restarts under three running nodes (two of them on it, one on ejabberd across the
-//! federation): the nodes on Prosody reconnect on their own (backoff with jitter, a new session
+//! Prosody, then ejabberd, restart under three running nodes (two on Prosody, one on ejabberd,
+//! across the federation): the nodes on Prosody reconnect on their own (backoff with jitter, a new session
 //! since the server forgot the old one) and every node sees every other's new session within
 //! 15 s of the server being back.
-//!
-//! The lab has no restart call yet; the test stops Prosody with `Lab::stop_server` and starts it
-//! again from the files the lab wrote (its config folder, data and certificate survive).
+//! Prosody is stopped, left down for a second (so the nodes see the outage), and started
+//! again from the lab's own files (`Lab::start_server`).
 
 mod common;
 mod node_support;
@@ -12,30 +11,9 @@ mod node_support;
 use std::time::{Duration, Instant};
 
 use chamber::account::{LinkState, TlsMode};
-use chamber_lab::pki::ServerCert;
-use chamber_lab::process::ServerProcess;
-use chamber_lab::prosody::{self, ProsodyConfig};
 use chamber_lab::topology::{ALPHA, BETA};
 use chamber_lab::{Lab, LabSpec, NatKind, SiteSpec};
 use node_support::{NodeHome, bound_jids, seen};
-
-fn start_prosody_again(lab: &Lab) -> ServerProcess {
-    let pki = lab.dir().join("pki");
-    let cert = ServerCert {
-        cert: pki.join("alpha_lab.crt"),
-        key: pki.join("alpha_lab.key"),
-        combined: pki.join("alpha_lab.pem"),
-    };
-    let friends = lab.friends();
-    let cfg = ProsodyConfig {
-        dir: &lab.dir().join("prosody"),
-        cert: &cert,
-        ca_file: &lab.ca_file(),
-        turn_secret: lab.turn_secret(),
-        friends: &friends,
-    };
-    prosody::start(lab.public(), &cfg).expect("start Prosody again")
-}
 
 /// Every node sees the current sessions of every other node.
 fn all_see_all(homes: &[NodeHome]) -> Result<(), String> {
@@ -127,7 +105,7 @@ fn rendezvous_nodes_reconnect_and_rediscover_after_a_server_restart() {
     );
     std::thread::sleep(Duration::from_secs(1));
     let t = Instant::now();
-    let _prosody = start_prosody_again(&lab);
+    lab.start_server("Prosody").expect("start Prosody again");
     eprintln!("Prosody started again in {} ms", t.elapsed().as_millis());
     let back = Instant::now();
     let took = wait_all_see_all(&homes, Duration::from_secs(15)).unwrap_or_else(|e| {
@@ -161,6 +139,31 @@ fn rendezvous_nodes_reconnect_and_rediscover_after_a_server_restart() {
             );
         }
     }
+
+    // The same with ejabberd, under node b.
+    let down = Instant::now();
+    lab.stop_server("ejabberd");
+    homes[1]
+        .wait_status(Duration::from_secs(10), |s| {
+            s.accounts[0].state != LinkState::Online
+        })
+        .unwrap_or_else(|| panic!("node b did not notice:\n{}", daemons[1].tail(20)));
+    let t = Instant::now();
+    lab.start_server("ejabberd").expect("start ejabberd again");
+    eprintln!("ejabberd started again in {} ms", t.elapsed().as_millis());
+    let took = wait_all_see_all(&homes, Duration::from_secs(15)).unwrap_or_else(|e| {
+        panic!(
+            "not rediscovered within 15 s of ejabberd's restart: {e}\n{}",
+            daemons[1].tail(30)
+        )
+    });
+    eprintln!(
+        "everyone rediscovered {} ms after ejabberd was back ({} ms after it stopped)",
+        took.as_millis(),
+        down.elapsed().as_millis()
+    );
+    let b = homes[1].status().expect("status");
+    assert!(b.accounts[0].reconnects >= 1, "node b did not log in again");
     eprintln!(
         "lab up {} ms, total {} ms",
         lab_up.as_millis(),
