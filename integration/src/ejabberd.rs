@@ -97,8 +97,9 @@ pub fn start(ns: &Netns, cfg: &EjabberdConfig<'_>) -> Result<ServerProcess> {
     Ok(proc)
 }
 
-/// Creates accounts and puts `friends` (local or remote JIDs) into one shared roster group, so
-/// each of them sees all the others with subscription `both`.
+/// Creates accounts and makes `friends` (bare JIDs on any server) mutual contacts with
+/// subscription `both`: local ones through a shared roster group, remote ones (across the
+/// federation) as roster items, because ejabberd's shared roster groups keep only local users.
 pub fn provision(ns: &Netns, accounts: &[(String, String)], friends: &[String]) -> Result<()> {
     let mut calls = Vec::new();
     for (user, password) in accounts {
@@ -112,14 +113,25 @@ pub fn provision(ns: &Netns, accounts: &[(String, String)], friends: &[String]) 
         serde_json::json!({"group": "friends", "host": BETA, "label": "Friends",
                            "description": "chamber lab friends", "display": ["friends"]}),
     ));
+    let mut split = Vec::new();
     for jid in friends {
         let (user, host) = jid
             .split_once('@')
             .ok_or_else(|| LabError::Spec(format!("not a bare JID: {jid}")))?;
+        split.push((user, host));
+    }
+    for (user, host) in split.iter().filter(|(_, h)| *h == BETA) {
         calls.push((
             "srg_user_add",
             serde_json::json!({"user": user, "host": host, "group": "friends", "grouphost": BETA}),
         ));
+        for (ruser, rhost) in split.iter().filter(|(_, h)| *h != BETA) {
+            calls.push((
+                "add_rosteritem",
+                serde_json::json!({"localuser": user, "localhost": BETA, "user": ruser, "host": rhost,
+                                   "nick": ruser, "group": "friends", "subs": "both"}),
+            ));
+        }
     }
     let name = ns.name().to_string();
     ns.run(move || {

@@ -37,7 +37,6 @@ fn accounts_resume_after_a_cut_and_notice_a_dead_path() {
     ]);
     spec.coturn = false;
     let lab = Lab::up(spec).expect("lab up");
-    node_support::federate_ejabberd_rosters(&lab);
     node_support::chamber_bin();
     let lab_up = started.elapsed();
     let home_site = lab.site("home").expect("site");

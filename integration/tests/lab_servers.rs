@@ -174,6 +174,12 @@ fn the_lab_servers_work_from_every_site() {
             .iter()
             .find(|s| s.kind == ServiceKind::Turn && s.username.is_some())
             .unwrap_or_else(|| panic!("{domain}: no TURN with credentials in {services:?}"));
+        assert!(
+            services
+                .iter()
+                .any(|s| s.kind == ServiceKind::Turn && s.transport == Transport::Tcp),
+            "{domain}: no TURN over TCP (the way out for UDP-blocked sites) in {services:?}"
+        );
         let (user, pass) = (
             turn.username.clone().unwrap_or_default(),
             turn.password.clone().unwrap_or_default(),

@@ -76,7 +76,6 @@ fn rendezvous_three_friends_discover_each_other_and_nobody_else() {
     ]);
     spec.users = 4; // user4 is a friend who runs no node (the forger)
     let lab = Lab::up(spec).expect("lab up");
-    node_support::federate_ejabberd_rosters(&lab);
     node_support::chamber_bin();
     let lab_up = started.elapsed();
 

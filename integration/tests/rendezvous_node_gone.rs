@@ -25,7 +25,6 @@ fn rendezvous_friends_see_a_stopped_or_killed_node_go() {
         SiteSpec::new("symmetric", NatKind::Symmetric),
     ]))
     .expect("lab up");
-    node_support::federate_ejabberd_rosters(&lab);
     node_support::chamber_bin();
     let lab_up = started.elapsed();
     // a: alpha; b: beta (stopped cleanly); c: alpha and beta (killed).

@@ -61,7 +61,6 @@ fn rendezvous_nodes_reconnect_and_rediscover_after_a_server_restart() {
         SiteSpec::new("symmetric", NatKind::Symmetric),
     ]))
     .expect("lab up");
-    node_support::federate_ejabberd_rosters(&lab);
     node_support::chamber_bin();
     let lab_up = started.elapsed();
     let plan = [

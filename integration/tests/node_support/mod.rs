@@ -19,7 +19,7 @@ use chamber::account::TlsMode;
 use chamber::config::{Config, RingEntry, SecretRef};
 use chamber::keystore::{Backend, KeystoreConfig};
 use chamber::node::NodeStatus;
-use chamber_lab::topology::{ALPHA, BETA, EJABBERD_IP, PROSODY_IP};
+use chamber_lab::topology::{ALPHA, EJABBERD_IP, PROSODY_IP};
 use chamber_lab::{Lab, Netns};
 
 /// The lab ring's secret (a test value; real rings get theirs from invites).
@@ -283,48 +283,4 @@ pub fn seen(s: &NodeStatus) -> Vec<String> {
         .filter(|r| r.name == "lab")
         .flat_map(|r| r.friends.iter().map(|f| f.friend.jid.clone()))
         .collect()
-}
-
-/// Puts every alpha.lab friend on every beta.lab friend's roster (subscription both).
-///
-/// The lab's ejabberd provisioning adds remote JIDs to a shared roster group, but ejabberd's
-/// shared rosters only hold local users, so beta.lab users would not have alpha.lab friends
-/// and their presence would never cross the federation. Until the lab does this itself, the
-/// tests add the items through ejabberd's admin API (`add_rosteritem`), on its loopback.
-pub fn federate_ejabberd_rosters(lab: &Lab) {
-    let friends = lab.friends();
-    let split = |j: &str| {
-        let (u, h) = j.split_once('@').expect("bare JID");
-        (u.to_string(), h.to_string())
-    };
-    let locals: Vec<(String, String)> = friends
-        .iter()
-        .map(|j| split(j))
-        .filter(|(_, h)| h == BETA)
-        .collect();
-    let remotes: Vec<(String, String)> = friends
-        .iter()
-        .map(|j| split(j))
-        .filter(|(_, h)| h != BETA)
-        .collect();
-    lab.public()
-        .run(move || {
-            for (lu, lh) in &locals {
-                for (ru, rh) in &remotes {
-                    let body = serde_json::json!({
-                        "localuser": lu, "localhost": lh, "user": ru, "host": rh,
-                        "nick": ru, "group": "friends", "subs": "both"
-                    });
-                    let mut resp = ureq::post("http://127.0.0.1:5280/api/add_rosteritem")
-                        .send_json(&body)
-                        .expect("ejabberd add_rosteritem");
-                    let text = resp.body_mut().read_to_string().unwrap_or_default();
-                    assert!(
-                        text.trim() == "0",
-                        "add_rosteritem {lu}@{lh} {ru}@{rh}: {text}"
-                    );
-                }
-            }
-        })
-        .expect("enter the public namespace");
 }
