@@ -13,6 +13,9 @@ use chamber_lab::topology::{ALPHA, BETA, EJABBERD_IP, PROSODY_IP};
 use chamber_lab::{Lab, LabSpec, Site};
 use xmpp_ext::extdisco::{ExternalService, ServiceKind};
 
+#[path = "demo_daemons.rs"]
+mod daemons;
+
 /// What one friend learnt.
 #[derive(serde::Serialize)]
 struct FriendReport {
@@ -44,6 +47,10 @@ pub fn run(json: bool) -> anyhow::Result<()> {
         println!("{}", serde_json::to_string_pretty(&reports)?);
     } else {
         print_table(&reports);
+    }
+    let nodes = daemons::run(&lab, json)?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&nodes)?);
     }
     lab.down();
     eprintln!("lab torn down");

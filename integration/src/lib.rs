@@ -13,6 +13,7 @@ pub mod impair;
 pub mod lab;
 pub mod nat;
 pub mod netns;
+pub mod node;
 pub mod pki;
 pub mod process;
 pub mod prosody;
