@@ -177,7 +177,7 @@ impl Default for Config {
             dht_max_value: 1024,
             dht_max_ttl: Duration::from_secs(24 * 3600),
             request_timeout: Duration::from_millis(2000),
-            request_attempts: 3,
+            request_attempts: 5,
             ttl_factor: 2.0,
             ttl_base: 4,
             admission: Box::new(AdmitAll),

@@ -455,7 +455,9 @@ impl Node {
         self.route(r, None);
     }
 
-    /// A connect-to-me reached us: link back (the requester wants it) and answer.
+    /// A connect-to-me reached us: answer; the requester links to us when the answer
+    /// arrives (Brunet also linked back at once, but that link came up before the
+    /// routed answer and was closed as unwanted by both sides, then made again).
     pub(crate) fn ctm_request(
         &mut self,
         src: Address,
@@ -471,7 +473,6 @@ impl Node {
             self.near.hints.extend(near.into_iter().take(MAX_HINTS));
             self.near.hints.truncate(MAX_HINTS);
         }
-        self.want_link(src, ConnType::NONE);
         let near = self.near_list();
         self.reply(src, via, Payload::CtmReply { token, kind, near });
     }

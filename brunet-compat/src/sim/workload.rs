@@ -31,10 +31,10 @@ impl Sim {
         if first {
             node.create_ring();
         }
+        self.scheduled.push(Time::NEVER);
         self.nodes.push(SimNode {
             node: Some(Box::new(node)),
             addr,
-            scheduled: Time::NEVER,
             links: Vec::new(),
             joined: self.now,
         });
@@ -122,6 +122,7 @@ impl Sim {
                 },
             );
         }
+        self.scheduled[i as usize] = Time::NEVER;
         let sn = &mut self.nodes[i as usize];
         sn.node = None;
         let addr = sn.addr;
