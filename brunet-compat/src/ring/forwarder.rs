@@ -1,4 +1,4 @@
-//! Relay edges as seen by the forwarder and by the far end.
+//! Relay edges as seen by the forwarder and by the far end (which also answers offers).
 //!
 //! A forwarder passes `RelayFwd { to, inner }` from one direct neighbour to another as
 //! `RelayDel { from, inner }`. It refuses anything that would relay over a relay (either
@@ -11,11 +11,15 @@ use std::time::Duration;
 
 use crate::address::Address;
 
+use super::config::RelaySelect;
 use super::io::Event;
-use super::msg::{Msg, Payload};
+use super::msg::{Msg, NeighbourInfo, Payload};
 use super::node::Node;
 use super::table::{ConnType, LinkKind, Path};
 use super::time::Time;
+
+/// Neighbours a relay answer offers at most (Brunet: 16).
+const MAX_OFFER: usize = 16;
 
 /// Pairs a forwarder remembers (the oldest is forgotten first).
 const MAX_PASSED: usize = 64;
@@ -161,5 +165,42 @@ impl Node {
             Some(Path::Link(..)) => {}
         }
         self.on_msg(src, inner, false);
+    }
+
+    /// A node that cannot reach us directly offers its neighbours.
+    pub(crate) fn relay_offer(
+        &mut self,
+        src: Address,
+        via: Option<Address>,
+        theirs: Vec<NeighbourInfo>,
+    ) {
+        let now = self.now;
+        let mut best: Option<(u64, Address)> = None;
+        for t in theirs.iter().take(MAX_OFFER) {
+            let Some(mine) = self.table.get(&t.addr).filter(|p| p.is_direct()) else {
+                continue;
+            };
+            let score = match self.cfg.relay_select {
+                RelaySelect::Latency => {
+                    let r = |x: u32| u64::from(if x == 0 { u32::MAX } else { x });
+                    r(t.rtt_us) + r(mine.rtt_us)
+                }
+                RelaySelect::Age => {
+                    let mine_ms = now.saturating_since(mine.since).as_millis();
+                    let age = u64::from(t.age_ms).min(u64::try_from(mine_ms).unwrap_or(u64::MAX));
+                    u64::MAX - age
+                }
+            };
+            if best.is_none_or(|(s, a)| (score, t.addr) < (s, a)) {
+                best = Some((score, t.addr));
+            }
+        }
+        let neighbours = self.direct_infos();
+        let forwarder = best.map(|(_, a)| a);
+        let payload = Payload::RelayAnswer {
+            forwarder,
+            neighbours,
+        };
+        self.reply(src, via, payload);
     }
 }

@@ -127,7 +127,7 @@ impl Node {
 
     /// Our direct, non-relayed neighbours, best candidates first for the configured
     /// selection.
-    fn direct_infos(&self) -> Vec<NeighbourInfo> {
+    pub(super) fn direct_infos(&self) -> Vec<NeighbourInfo> {
         let now = self.now;
         let mut v: Vec<NeighbourInfo> = self
             .table
@@ -141,7 +141,7 @@ impl Node {
     }
 
     /// Best first.
-    fn rank(&self, v: &mut [NeighbourInfo]) {
+    pub(super) fn rank(&self, v: &mut [NeighbourInfo]) {
         match self.cfg.relay_select {
             RelaySelect::Latency => {
                 v.sort_by_key(|n| (if n.rtt_us == 0 { u32::MAX } else { n.rtt_us }, n.addr))
@@ -338,43 +338,6 @@ impl Node {
         self.relay.backoff.retain(|b| b.peer != peer);
         self.stats.relays_built += 1;
         self.emit(Event::RelayUp { peer, via });
-    }
-
-    /// A node that cannot reach us directly offers its neighbours.
-    pub(crate) fn relay_offer(
-        &mut self,
-        src: Address,
-        via: Option<Address>,
-        theirs: Vec<NeighbourInfo>,
-    ) {
-        let now = self.now;
-        let mut best: Option<(u64, Address)> = None;
-        for t in theirs.iter().take(MAX_OFFER) {
-            let Some(mine) = self.table.get(&t.addr).filter(|p| p.is_direct()) else {
-                continue;
-            };
-            let score = match self.cfg.relay_select {
-                RelaySelect::Latency => {
-                    let r = |x: u32| u64::from(if x == 0 { u32::MAX } else { x });
-                    r(t.rtt_us) + r(mine.rtt_us)
-                }
-                RelaySelect::Age => {
-                    let mine_ms = now.saturating_since(mine.since).as_millis();
-                    let age = u64::from(t.age_ms).min(u64::try_from(mine_ms).unwrap_or(u64::MAX));
-                    u64::MAX - age
-                }
-            };
-            if best.is_none_or(|(s, a)| (score, t.addr) < (s, a)) {
-                best = Some((score, t.addr));
-            }
-        }
-        let neighbours = self.direct_infos();
-        let forwarder = best.map(|(_, a)| a);
-        let payload = Payload::RelayAnswer {
-            forwarder,
-            neighbours,
-        };
-        self.reply(src, via, payload);
     }
 
     /// The answer to our offer.

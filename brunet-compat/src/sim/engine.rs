@@ -10,10 +10,10 @@ use rand_chacha::ChaCha8Rng;
 use rand_core::{RngCore, SeedableRng};
 
 use crate::address::Address;
-use crate::ring::{Event, Input, LinkId, LinkKind, Msg, Node, Output, Time, codec};
+use crate::ring::{Event, Input, LinkId, Msg, Node, Output, Time, codec};
 
 use super::config::SimConfig;
-use super::metrics::Metrics;
+use super::metrics::{Metrics, kind_of};
 use super::net::Net;
 use super::queue::{Popped, Queue};
 
@@ -401,90 +401,6 @@ impl Sim {
         }
     }
 
-    pub(crate) fn link_wanted(&mut self, i: u32, peer: Address, leaf_end: Option<u32>) {
-        let fail = self.now + secs(self.cfg.link_fail_s);
-        let Some(&j) = self.addr_index.get(&peer) else {
-            self.push(fail, Ev::LinkFail { node: i, peer });
-            return;
-        };
-        if self.nodes[j as usize].node.is_none() {
-            self.push(fail, Ev::LinkFail { node: i, peer });
-            return;
-        }
-        let key = (i.min(j), i.max(j));
-        if self.pairs.contains_key(&key) || i == j {
-            return;
-        }
-        if self.net.is_blocked(i as usize, j as usize) {
-            self.push(fail, Ev::LinkFail { node: i, peer });
-            return;
-        }
-        let id = self.links.len() as u64;
-        self.links.push(LinkRec {
-            a: i,
-            b: j,
-            state: LinkState::Connecting,
-            leaf_end,
-        });
-        self.pairs.insert(key, id);
-        // Signalling, ICE checks and the handshake: about three one-way trips.
-        let lat = Duration::from_micros(3 * self.net.one_way_us(i as usize, j as usize));
-        self.push(self.now + lat, Ev::LinkUp(id));
-    }
-
-    fn link_up(&mut self, l: u64) {
-        let rec = self.links[l as usize];
-        if rec.state != LinkState::Connecting {
-            return;
-        }
-        let (a, b) = (rec.a, rec.b);
-        let alive = |s: &Sim, x: u32| s.nodes[x as usize].node.is_some();
-        if !alive(self, a) || !alive(self, b) {
-            self.links[l as usize].state = LinkState::Down;
-            self.pairs.remove(&(a.min(b), a.max(b)));
-            for (x, y) in [(a, b), (b, a)] {
-                if alive(self, x) {
-                    let peer = self.nodes[y as usize].addr;
-                    self.input(x, Input::LinkFailed { peer });
-                }
-            }
-            return;
-        }
-        self.links[l as usize].state = LinkState::Up;
-        self.nodes[a as usize].links.push(l);
-        self.nodes[b as usize].links.push(l);
-        let rtt = Duration::from_micros(2 * self.net.one_way_us(a as usize, b as usize));
-        for (x, y) in [(a, b), (b, a)] {
-            let peer = self.nodes[y as usize].addr;
-            let input = Input::LinkUp {
-                link: LinkId(l),
-                peer,
-                kind: LinkKind::Direct,
-                rtt: Some(rtt),
-                leaf: rec.leaf_end == Some(x),
-            };
-            self.input(x, input);
-        }
-    }
-
-    fn close_link(&mut self, l: u64) {
-        let rec = self.links[l as usize];
-        if rec.state == LinkState::Down {
-            return;
-        }
-        self.links[l as usize].state = LinkState::Down;
-        self.pairs.remove(&(rec.a.min(rec.b), rec.a.max(rec.b)));
-        if rec.state == LinkState::Up {
-            for x in [rec.a, rec.b] {
-                self.nodes[x as usize].links.retain(|&k| k != l);
-            }
-            let lat = Duration::from_micros(self.net.one_way_us(rec.a as usize, rec.b as usize));
-            for x in [rec.a, rec.b] {
-                self.push(self.now + lat, Ev::LinkDown { node: x, link: l });
-            }
-        }
-    }
-
     /// True when node `i`'s inputs and outputs are printed (`u32::MAX` traces all).
     pub(crate) fn traced(&self, i: u32) -> bool {
         !self.cfg.trace.is_empty()
@@ -506,32 +422,5 @@ impl Sim {
         self.queue.heap_bytes()
             + self.links.capacity() * std::mem::size_of::<LinkRec>()
             + self.nodes.capacity() * std::mem::size_of::<SimNode>()
-    }
-}
-
-/// A short name for a message kind, for the per-kind counts.
-pub(crate) fn kind_of(m: &Msg) -> &'static str {
-    use crate::ring::Payload;
-    match m {
-        Msg::Status { .. } => "status",
-        Msg::Want(true) => "want_true",
-        Msg::Want(false) => "want_false",
-        Msg::Close => "close",
-        Msg::Routed(r) => match r.payload {
-            Payload::Ctm { .. } => "ctm",
-            Payload::CtmReply { .. } => "ctm_reply",
-            Payload::Via { .. } => "via",
-            Payload::App(_) => "app",
-            Payload::Request { .. } => "request",
-            Payload::Response { .. } => "response",
-            Payload::RelayOffer { .. } => "relay_offer",
-            Payload::RelayAnswer { .. } => "relay_answer",
-        },
-        Msg::RelayFwd { .. } => "relay_fwd",
-        Msg::RelayDel { .. } => "relay_del",
-        Msg::RelayGone { .. } => "relay_gone",
-        Msg::DhtStore { .. } => "dht_store",
-        Msg::DhtDrop { .. } => "dht_drop",
-        Msg::Broadcast { .. } => "broadcast",
     }
 }

@@ -3,7 +3,7 @@
 use serde::Serialize;
 
 use crate::address::Address;
-use crate::ring::ConnType;
+use crate::ring::{ConnType, Msg};
 
 use super::engine::Sim;
 
@@ -423,5 +423,32 @@ impl Sim {
                 );
             }
         }
+    }
+}
+
+/// A short name for a message kind, for the per-kind counts.
+pub(crate) fn kind_of(m: &Msg) -> &'static str {
+    use crate::ring::Payload;
+    match m {
+        Msg::Status { .. } => "status",
+        Msg::Want(true) => "want_true",
+        Msg::Want(false) => "want_false",
+        Msg::Close => "close",
+        Msg::Routed(r) => match r.payload {
+            Payload::Ctm { .. } => "ctm",
+            Payload::CtmReply { .. } => "ctm_reply",
+            Payload::Via { .. } => "via",
+            Payload::App(_) => "app",
+            Payload::Request { .. } => "request",
+            Payload::Response { .. } => "response",
+            Payload::RelayOffer { .. } => "relay_offer",
+            Payload::RelayAnswer { .. } => "relay_answer",
+        },
+        Msg::RelayFwd { .. } => "relay_fwd",
+        Msg::RelayDel { .. } => "relay_del",
+        Msg::RelayGone { .. } => "relay_gone",
+        Msg::DhtStore { .. } => "dht_store",
+        Msg::DhtDrop { .. } => "dht_drop",
+        Msg::Broadcast { .. } => "broadcast",
     }
 }

@@ -8,6 +8,7 @@
 
 pub mod config;
 pub mod engine;
+mod links;
 pub mod metrics;
 pub mod net;
 pub mod ops;
