@@ -63,12 +63,24 @@ pub async fn start(
     record_secret: &NodeSecret,
     noise_secret: &NodeSecret,
     turn: Turn,
+    linker_cfg: LinkerConfig,
+) -> Friend {
+    let opts = LinkOptions::default();
+    start_with(cfg, record_secret, noise_secret, turn, linker_cfg, opts).await
+}
+
+/// [`start`] with the account's connection tuning.
+pub async fn start_with(
+    cfg: AccountConfig,
+    record_secret: &NodeSecret,
+    noise_secret: &NodeSecret,
+    turn: Turn,
     mut linker_cfg: LinkerConfig,
+    opts: LinkOptions,
 ) -> Friend {
     init_tracing();
     let (ev_tx, mut ev_rx) = mpsc::channel(256);
-    let account = AccountHandle::spawn(0, &cfg, LinkOptions::default(), ev_tx)
-        .unwrap_or_else(|e| panic!("{e}"));
+    let account = AccountHandle::spawn(0, &cfg, opts, ev_tx).unwrap_or_else(|e| panic!("{e}"));
     let jid = tokio::time::timeout(Duration::from_secs(20), async {
         while let Some((_, ev)) = ev_rx.recv().await {
             if let AccountEvent::Online { bound_jid, .. } = ev {
@@ -246,6 +258,67 @@ pub fn echo_reporting(mut link: Link, paths: Option<Paths>) -> tokio::task::Join
     })
 }
 
+/// Echoes `ping` with `pong` on `link` until it ends or `bye` comes, publishing its status
+/// every 50 ms (counters move without datagrams, e.g. on a dropped replay).
+pub fn echo_watched(
+    mut link: Link,
+) -> (
+    tokio::task::JoinHandle<Link>,
+    tokio::sync::watch::Receiver<chamber::link::LinkStatus>,
+) {
+    let (tx, rx) = tokio::sync::watch::channel(link.status());
+    let task = tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_millis(50));
+        loop {
+            tokio::select! {
+                d = link.recv() => match d {
+                    Some(d) if d == b"ping" => {
+                        let _ = link.send(b"pong").await;
+                    }
+                    Some(d) if d == b"bye" => break,
+                    Some(_) => {}
+                    None => break,
+                },
+                _ = tick.tick() => {
+                    let _ = tx.send(link.status());
+                }
+            }
+        }
+        let _ = tx.send(link.status());
+        link
+    });
+    (task, rx)
+}
+
+/// Incoming links of a friend, handed to the test thread as they come.
+pub fn forward_incoming(
+    rt: &tokio::runtime::Runtime,
+    mut incoming: Incoming<FullJid>,
+) -> std::sync::mpsc::Receiver<Result<Link, LinkError>> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    rt.spawn(async move {
+        while let Some(r) = incoming.recv().await {
+            if tx.send(r.map(|(_, l)| l).map_err(|(_, e)| e)).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
+
+/// Sends `ping` until `pong` comes back (at most `tries` times, 250 ms apart).
+pub async fn ping(link: &mut Link, tries: u32) -> bool {
+    for _ in 0..tries {
+        let _ = link.send(b"ping").await;
+        if let Ok(Some(d)) = tokio::time::timeout(Duration::from_millis(250), link.recv()).await
+            && d == b"pong"
+        {
+            return true;
+        }
+    }
+    false
+}
+
 /// A short name for a link error in the matrix.
 pub fn describe(e: &LinkError) -> String {
     match e {
@@ -254,6 +327,27 @@ pub fn describe(e: &LinkError) -> String {
         LinkError::Timeout { secs, .. } => format!("timeout ({secs} s)"),
         other => other.to_string(),
     }
+}
+
+/// A tokio runtime whose workers live in `ns`: whatever is spawned on it opens its sockets
+/// there. Drive it with [`on`], never with `block_on` (that polls on the calling thread).
+pub fn runtime_in(ns: &chamber_lab::Netns) -> tokio::runtime::Runtime {
+    ns.run(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("a tokio runtime")
+    })
+    .expect("enter the namespace")
+}
+
+/// Runs `f` on `rt`'s workers and waits for it.
+pub fn on<T: Send + 'static>(
+    rt: &tokio::runtime::Runtime,
+    f: impl std::future::Future<Output = T> + Send + 'static,
+) -> T {
+    rt.block_on(rt.spawn(f)).expect("the task ran")
 }
 
 /// The default linker settings of the lab tests.

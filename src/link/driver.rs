@@ -65,6 +65,8 @@ struct Slot {
     remote: Option<(String, String)>,
     connecting: bool,
     connected: bool,
+    /// ICE gave up on this generation: a restart replaces it.
+    failed: bool,
     _cancel: Option<mpsc::Sender<()>>,
     /// The link's first generation: its credentials go in the offer or answer.
     first: bool,
@@ -167,9 +169,11 @@ impl Driver {
                     Some(SigNote::Ended(why)) => {
                         // The peer's ICE gave up first: judge the path from what we saw.
                         let peer = self.p.peer.clone();
-                        let e = match (self.up, why.starts_with("ConnectivityError")) {
-                            (false, true) if self.relays_seen => LinkError::IceFailed { peer },
-                            (false, true) => LinkError::NoDirectPath { peer },
+                        let e = match (self.up, why.split(':').next().unwrap_or_default()) {
+                            (false, "ConnectivityError") if self.relays_seen => LinkError::IceFailed { peer },
+                            (false, "ConnectivityError") => LinkError::NoDirectPath { peer },
+                            // The peer refused our key or record.
+                            (_, "SecurityError") => LinkError::Refused { peer, reason: why },
                             _ => LinkError::Signalling { peer, reason: why },
                         };
                         return self.stop(e, None).await;
@@ -184,11 +188,14 @@ impl Driver {
                         return self.stop(e, Some(Reason::SecurityError)).await;
                     }
                     DriverNote::Down(why) => {
-                        let reason = if why == "closed" { Reason::Success } else { Reason::ConnectivityError };
-                        let e = if self.up {
-                            LinkError::Closed
-                        } else {
-                            LinkError::Refused { peer: self.p.peer.clone(), reason: format!("Noise handshake failed ({why}): the peer's key may not match its record") }
+                        let (e, reason) = match (self.up, why == "closed") {
+                            (_, true) => (LinkError::Closed, Reason::Success),
+                            (true, false) => (LinkError::Closed, Reason::ConnectivityError),
+                            // A path but no handshake: the keys do not match the records.
+                            (false, false) => (
+                                LinkError::Refused { peer: self.p.peer.clone(), reason: format!("Noise handshake failed ({why}): the peer's key may not match its record") },
+                                Reason::SecurityError,
+                            ),
                         };
                         return self.stop(e, Some(reason)).await;
                     }
@@ -270,6 +277,7 @@ impl Driver {
             remote: None,
             connecting: false,
             connected: false,
+            failed: false,
             _cancel: None,
             first,
             announced: false,
@@ -312,7 +320,8 @@ impl Driver {
     }
 
     async fn restart(&mut self) {
-        let pending = self.slots.last().is_some_and(|s| !s.connected);
+        // A generation still trying is given its chance; a failed one is replaced.
+        let pending = self.slots.last().is_some_and(|s| !s.connected && !s.failed);
         if pending {
             return;
         }
@@ -436,6 +445,11 @@ impl Driver {
             Ev::State(generation, state) => {
                 tracing::debug!(sid = %self.p.sid, generation, %state, "ICE state");
                 let latest = self.slots.last().map(|s| s.generation) == Some(generation);
+                if state == ConnectionState::Failed
+                    && let Some(s) = self.slots.iter_mut().find(|s| s.generation == generation)
+                {
+                    s.failed = true;
+                }
                 match state {
                     ConnectionState::Failed if latest && !self.up => {
                         return Some(if self.relays_seen {

@@ -22,12 +22,18 @@ pub trait Address: Clone + Ord + fmt::Display + fmt::Debug {
 pub struct SignalConfig {
     /// How long an offer may wait for `session-accept` after it was acknowledged.
     pub accept_timeout: Duration,
+    /// A `transport-info` of an accepted session that got no answer (the XMPP stream is
+    /// down for a while, as after a NAT reboot) is sent again this many times, 1 s, 2 s, 4 s …
+    /// later, before the session is given up: it may carry an ICE restart that the link
+    /// needs to survive.
+    pub transport_retries: u8,
 }
 
 impl Default for SignalConfig {
     fn default() -> Self {
         SignalConfig {
             accept_timeout: Duration::from_secs(20),
+            transport_retries: 4,
         }
     }
 }
@@ -150,14 +156,19 @@ struct Session<A> {
     /// Transport-info held until the offer is acknowledged (XEP-0176 §6.3).
     queued: Vec<IceUdpTransport>,
     deadline: Option<Instant>,
+    /// Transport-info to send again: when, what, and how many tries it has had.
+    retries: Vec<(Instant, Jingle, u8)>,
 }
+
+/// A request in flight: session, action, and for a transport-info its payload and tries.
+type InFlight = (String, Action, Option<(Jingle, u8)>);
 
 /// Jingle sessions with any number of peers.
 pub struct Signaller<A: Address> {
     local: A,
     cfg: SignalConfig,
     sessions: BTreeMap<String, Session<A>>,
-    requests: BTreeMap<Tag, (String, Action)>,
+    requests: BTreeMap<Tag, InFlight>,
     next_tag: Tag,
     out: VecDeque<SignalOutput<A>>,
 }
@@ -197,13 +208,21 @@ impl<A: Address> Signaller<A> {
 
     /// When [`Self::handle_timeout`] must run.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.sessions.values().filter_map(|s| s.deadline).min()
+        self.sessions
+            .values()
+            .flat_map(|s| s.deadline.into_iter().chain(s.retries.iter().map(|r| r.0)))
+            .min()
     }
 
     fn send(&mut self, to: A, jingle: Jingle) {
+        self.send_try(to, jingle, 0);
+    }
+
+    fn send_try(&mut self, to: A, jingle: Jingle, tries: u8) {
         self.next_tag += 1;
+        let again = (jingle.action == Action::TransportInfo).then(|| (jingle.clone(), tries));
         self.requests
-            .insert(self.next_tag, (jingle.sid.clone(), jingle.action));
+            .insert(self.next_tag, (jingle.sid.clone(), jingle.action, again));
         self.out.push_back(SignalOutput::Send {
             to,
             jingle,
@@ -253,6 +272,7 @@ impl<A: Address> Signaller<A> {
                 offer: Some(offer.clone()),
                 queued: Vec::new(),
                 deadline: None,
+                retries: Vec::new(),
             },
         );
         self.send(peer, offer);
@@ -313,13 +333,27 @@ impl<A: Address> Signaller<A> {
 
     /// The far end's answer to request `tag`: `Ok` for a result.
     pub fn handle_ack(&mut self, now: Instant, tag: Tag, result: Result<(), IqFailure>) {
-        let Some((sid, action)) = self.requests.remove(&tag) else {
+        let Some((sid, action, again)) = self.requests.remove(&tag) else {
             return;
         };
         let Some(s) = self.sessions.get_mut(&sid) else {
             return;
         };
         match (action, result) {
+            // No answer (or no stream) for a transport-info: try again later, the link may
+            // outlive an XMPP outage. The peer answering with an error is final.
+            (Action::TransportInfo, Err(IqFailure::Timeout | IqFailure::Other(_)))
+                if s.state == State::Active
+                    && again
+                        .as_ref()
+                        .is_some_and(|(_, n)| *n < self.cfg.transport_retries) =>
+            {
+                if let Some((j, n)) = again {
+                    tracing::debug!(%sid, tries = n + 1, "transport-info unanswered; sending it again");
+                    s.retries
+                        .push((now + Duration::from_secs(1 << n.min(5)), j, n + 1));
+                }
+            }
             (Action::SessionInitiate, Ok(())) if s.state == State::Offering => {
                 s.state = State::Offered;
                 s.deadline = Some(now + self.cfg.accept_timeout);
@@ -368,8 +402,19 @@ impl<A: Address> Signaller<A> {
         }
     }
 
-    /// Deadlines: offers nobody answered are cancelled.
+    /// Deadlines: offers nobody answered are cancelled, unanswered transport-info sent again.
     pub fn handle_timeout(&mut self, now: Instant) {
+        let mut again = Vec::new();
+        for s in self.sessions.values_mut() {
+            let (due, later) = std::mem::take(&mut s.retries)
+                .into_iter()
+                .partition(|r| r.0 <= now);
+            s.retries = later;
+            again.extend(due.into_iter().map(|(_, j, n)| (s.peer.clone(), j, n)));
+        }
+        for (peer, j, n) in again {
+            self.send_try(peer, j, n);
+        }
         let due: Vec<String> = self
             .sessions
             .iter()
@@ -485,6 +530,7 @@ impl<A: Address> Signaller<A> {
                 offer: None,
                 queued: Vec::new(),
                 deadline: None,
+                retries: Vec::new(),
             },
         );
         self.event(SignalEvent::Offer {

@@ -268,3 +268,50 @@ fn iq_errors_map_and_replies_carry_jingle_conditions() {
     };
     assert!(matches!(xmpp::incoming(&iq), Some(Err(Iq::Error { .. }))));
 }
+
+#[test]
+fn unanswered_transport_info_is_sent_again_then_given_up() {
+    let now = Instant::now();
+    let (a_jid, b_jid) = (jid("a@x/r1"), jid("b@y/r2"));
+    let mut a = Signaller::new(a_jid.clone(), SignalConfig::default());
+    let mut b = Signaller::new(b_jid.clone(), SignalConfig::default());
+    a.initiate(
+        now,
+        "s1".into(),
+        vec![b_jid.clone()],
+        record(),
+        transport("aaaa"),
+    )
+    .unwrap();
+    let s = sends(&drain(&mut a));
+    b.handle_jingle(now, a_jid, s[0].1.clone());
+    a.handle_ack(now, s[0].2, Ok(()));
+    b.accept("s1", record(), transport("bbbb")).unwrap();
+    let s = sends(&drain(&mut b));
+    a.handle_jingle(now, b_jid, s[0].1.clone());
+    drain(&mut a);
+    // An ICE restart announced while the stream is down: it goes out again, later each time.
+    a.trickle("s1", transport("cccc")).unwrap();
+    let mut s = sends(&drain(&mut a));
+    let mut t = now;
+    for n in 0..SignalConfig::default().transport_retries {
+        a.handle_ack(t, s[0].2, Err(IqFailure::Timeout));
+        assert!(sends(&drain(&mut a)).is_empty(), "not at once");
+        let at = a.poll_timeout().expect("a retry is due");
+        assert_eq!(at - t, Duration::from_secs(1 << n));
+        t = at;
+        a.handle_timeout(t);
+        s = sends(&drain(&mut a));
+        assert_eq!(s.len(), 1, "sent again");
+        assert_eq!(s[0].1.action, xmpp_ext::jingle::Action::TransportInfo);
+    }
+    a.handle_ack(t, s[0].2, Err(IqFailure::Timeout));
+    assert!(matches!(
+        events(&drain(&mut a)).as_slice(),
+        [SignalEvent::Ended {
+            reason: Reason::Timeout,
+            ..
+        }]
+    ));
+    assert!(a.is_empty());
+}
