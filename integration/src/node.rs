@@ -100,12 +100,13 @@ impl NodeHome {
             .args(args)
             .env("XDG_CONFIG_HOME", self.dir.join("xdg-config"))
             .env("XDG_DATA_HOME", self.dir.join("xdg-data"))
-            .env("XDG_RUNTIME_DIR", self.dir.join("run"));
+            .env("XDG_RUNTIME_DIR", self.dir.join("run"))
+            .env_remove("RUST_BACKTRACE");
         c
     }
 
-    /// Runs `chamber ARGS` in `ns` with `stdin`; a failure carries its stderr.
-    pub fn run(&self, ns: &Netns, args: &[&str], stdin: &str) -> Result<Output> {
+    /// Runs `chamber ARGS` in `ns` with `stdin` and returns its output, whatever its exit status.
+    pub fn output(&self, ns: &Netns, args: &[&str], stdin: &str) -> Result<Output> {
         let line = format!("chamber {}", args.join(" "));
         let mut child = self
             .command(ns, args)
@@ -119,12 +120,17 @@ impl NodeHome {
                 .write_all(stdin.as_bytes())
                 .map_err(LabError::io(format!("feed `{line}`")))?;
         }
-        let out = child
+        child
             .wait_with_output()
-            .map_err(LabError::io(format!("wait for `{line}`")))?;
+            .map_err(LabError::io(format!("wait for `{line}`")))
+    }
+
+    /// Runs `chamber ARGS` in `ns` with `stdin`; a failure carries its stderr.
+    pub fn run(&self, ns: &Netns, args: &[&str], stdin: &str) -> Result<Output> {
+        let out = self.output(ns, args, stdin)?;
         if !out.status.success() {
             return Err(LabError::Command {
-                command: line,
+                command: format!("chamber {}", args.join(" ")),
                 status: out.status.to_string(),
                 stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
             });
@@ -162,8 +168,13 @@ impl NodeHome {
         self.run(ns, &args, &format!("{}\n", a.password)).map(drop)
     }
 
-    /// Starts `chamber up` in `ns`, logging to `up.log` in the home.
+    /// Starts `chamber up` in `ns`, logging at `info` to `up.log` in the home.
     pub fn up(&self, ns: &Netns) -> Result<Daemon> {
+        self.up_logging(ns, "info")
+    }
+
+    /// Starts `chamber up` in `ns` with the log filter `filter` (`CHAMBER_LOG`).
+    pub fn up_logging(&self, ns: &Netns, filter: &str) -> Result<Daemon> {
         let log = self.dir.join("up.log");
         let file = std::fs::File::create(&log).map_err(LabError::io("create a node log"))?;
         let err = file
@@ -171,6 +182,7 @@ impl NodeHome {
             .map_err(LabError::io("clone a log handle"))?;
         let child = self
             .command(ns, &["up"])
+            .env("CHAMBER_LOG", filter)
             .stdin(Stdio::null())
             .stdout(file)
             .stderr(err)

@@ -17,7 +17,7 @@ use node_support::{NodeHome, bound_jids, seen};
 
 /// Every node sees the current sessions of every other node.
 fn all_see_all(homes: &[NodeHome]) -> Result<(), String> {
-    let statuses: Vec<_> = homes.iter().map(NodeHome::status).collect();
+    let statuses: Vec<_> = homes.iter().map(|h| h.status()).collect();
     for (i, s) in statuses.iter().enumerate() {
         let s = s.as_ref().ok_or(format!("node {i} does not answer"))?;
         for (j, other) in statuses.iter().enumerate() {
