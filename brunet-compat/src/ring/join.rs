@@ -82,9 +82,10 @@ impl Node {
         self.route(r, None);
     }
 
-    /// A connect-to-me reached us: answer; the requester links to us when the answer
-    /// arrives (Brunet also linked back at once, but that link came up before the
-    /// routed answer and was closed as unwanted by both sides, then made again).
+    /// A connect-to-me reached us: answer, and for near requests also link back. For
+    /// shortcuts the requester links when the answer arrives (Brunet linked back at
+    /// once, but that link came up before the routed answer and was closed as
+    /// unwanted by both sides, then made again).
     pub(crate) fn ctm_request(
         &mut self,
         src: Address,
@@ -99,6 +100,10 @@ impl Node {
         if kind.contains(ConnType::NEAR) {
             self.near.hints.extend(near.into_iter().take(MAX_HINTS));
             self.near.hints.truncate(MAX_HINTS);
+            // Near requests may come from a node our side of the ring cannot route
+            // back to (a joiner, or a chain racing joins left apart): link back at
+            // once rather than trust the answer's way home.
+            self.want_link(src, ConnType::NONE);
         }
         let near = self.near_list();
         self.reply(src, via, Payload::CtmReply { token, kind, near });

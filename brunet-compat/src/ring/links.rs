@@ -13,6 +13,9 @@ use super::table::{ConnType, LinkId, LinkKind, Path, Peer};
 use super::time::Time;
 use super::timer::Timer;
 
+/// A link neither side has a reason for is kept this long after it came up.
+const LINK_GRACE: Duration = Duration::from_secs(2);
+
 /// Delay that folds bursts of link changes into one near check.
 pub(super) const NEAR_COALESCE: Duration = Duration::from_millis(200);
 
@@ -205,6 +208,15 @@ impl Node {
         let lost_memory = self.cfg.lost_memory;
         self.lost
             .retain(|(_, t)| now.saturating_since(*t) < lost_memory);
+        let unwanted: Vec<Address> = self
+            .table
+            .iter()
+            .filter(|p| p.types.is_empty() && !p.remote_wants)
+            .map(|p| p.addr)
+            .collect();
+        for a in unwanted {
+            self.maybe_close(&a);
+        }
         if self.pending.len() + self.lost.len() < before {
             // Candidates skipped as pending or lost may be tried again.
             self.near.seek_dirty = true;
@@ -269,11 +281,20 @@ impl Node {
     }
 
     pub(super) fn maybe_close(&mut self, addr: &Address) {
-        let close = self
-            .table
-            .get(addr)
-            .is_some_and(|p| p.types.is_empty() && !p.remote_wants && !self.relay_uses(addr));
-        if close {
+        let Some(p) = self.table.get(addr) else {
+            return;
+        };
+        if !p.types.is_empty() || p.remote_wants || self.relay_uses(addr) {
+            return;
+        }
+        // A fresh link may still get a reason: a connect-to-me answer racing the link
+        // its responder made, or the near check that ranks it 200 ms later.
+        let grace_end = p.since + LINK_GRACE;
+        if self.now < grace_end {
+            self.timers.set_min(Timer::Pending, grace_end);
+            return;
+        }
+        {
             // The runtime tells the far end of a link it closes; a relay edge has no
             // runtime, so we tell it ourselves.
             if self.table.get(addr).is_some_and(|p| p.link().is_none()) {

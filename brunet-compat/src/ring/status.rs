@@ -39,9 +39,12 @@ impl Node {
     }
 
     pub(crate) fn send_status(&mut self, to: &Address) {
-        let Some(wants) = self.table.get(to).map(|p| !p.types.is_empty()) else {
+        let Some(p) = self.table.get_mut(to) else {
             return;
         };
+        let wants = !p.types.is_empty();
+        // What the peer last heard from us: a reason added later must tell it.
+        p.sent_unwant = !wants;
         let msg = Msg::Status {
             routable: self.near.routable,
             wants,
