@@ -88,3 +88,22 @@ fn dht_survives_churn() {
     assert!(r.dht_get_success >= 0.9, "{}", r.dht_get_success);
     assert!(r.lookup_success >= 0.9, "{}", r.lookup_success);
 }
+
+#[test]
+fn wire_mode_runs_the_same_ring_through_the_codec() {
+    let typed = run(small(60, 8));
+    let wire = run(SimConfig {
+        wire: true,
+        ..small(60, 8)
+    });
+    // Every message went through encode and decode and came out the same.
+    assert_eq!(wire.events, typed.events);
+    assert_eq!(wire.lookup_success, typed.lookup_success);
+    assert_eq!(wire.consistent_end, 1.0);
+    assert!(wire.wire && !typed.wire);
+    assert_eq!(typed.bytes_per_node_s, 0.0);
+    // Real sizes: statuses carry six NodeInfo maps (~60 bytes each).
+    let status = wire.bytes_by_kind["status"];
+    assert!((300.0..700.0).contains(&status), "{status}");
+    assert!(wire.bytes_per_msg > 100.0, "{}", wire.bytes_per_msg);
+}

@@ -95,6 +95,15 @@ pub struct Report {
     pub msgs_per_node_s: f64,
     /// Of which maintenance (status, CTM, want, relay setup).
     pub maintenance_per_node_s: f64,
+    /// Messages went through the codec as bytes (`--wire`); the byte counts below are
+    /// real only then (zero otherwise).
+    pub wire: bool,
+    /// Encoded bytes per live node per second in the steady phase, all kinds.
+    pub bytes_per_node_s: f64,
+    /// Of which maintenance.
+    pub maintenance_bytes_per_node_s: f64,
+    /// Mean encoded size of a message, bytes.
+    pub bytes_per_msg: f64,
     /// Relay edges that came up over the run (each end counts its own).
     pub relays_up: u64,
     /// Relay edges that went down over the run (each end counts its own).
@@ -127,6 +136,8 @@ pub struct Report {
     pub events_by_kind: std::collections::BTreeMap<&'static str, u64>,
     /// Link messages per node per second in the steady phase, by kind.
     pub msgs_by_kind: std::collections::BTreeMap<&'static str, f64>,
+    /// Mean encoded bytes of each kind (with `--wire`).
+    pub bytes_by_kind: std::collections::BTreeMap<&'static str, f64>,
     /// Samples over time.
     pub series: Vec<SamplePoint>,
 }
@@ -260,6 +271,10 @@ impl Sim {
             dht_get_success: r6(ratio(m.gets_ok, m.gets)),
             msgs_per_node_s: r6(m.msgs as f64 / n_live / window),
             maintenance_per_node_s: r6(m.maintenance_msgs as f64 / n_live / window),
+            wire: self.cfg.wire,
+            bytes_per_node_s: r6(m.bytes as f64 / n_live / window),
+            maintenance_bytes_per_node_s: r6(m.maintenance_bytes as f64 / n_live / window),
+            bytes_per_msg: r6(m.bytes as f64 / m.msgs.max(1) as f64),
             relays_up: m.relays_up,
             relays_down: m.relays_down,
             relay_attempts,
@@ -283,6 +298,16 @@ impl Sim {
                 .kinds
                 .iter()
                 .map(|(k, v)| (*k, r6(*v as f64 / n_live / window)))
+                .collect(),
+            bytes_by_kind: m
+                .kind_bytes
+                .iter()
+                .map(|(k, b)| {
+                    (
+                        *k,
+                        r6(*b as f64 / m.kinds.get(k).copied().unwrap_or(1).max(1) as f64),
+                    )
+                })
                 .collect(),
             series: m.series.clone(),
         };
