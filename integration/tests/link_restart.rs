@@ -17,7 +17,6 @@ use chamber_lab::{Lab, LabSpec, NatKind, SiteSpec};
 use link_common::{Turn, on, runtime_in, secret};
 
 #[test]
-#[ignore = "issue 4 open: after a conntrack flush data resumes in 5–18 s here, not reliably within 10 s"]
 fn a_link_survives_a_nat_mapping_change_by_ice_restart() {
     if !common::lab_available() {
         return;
@@ -32,21 +31,22 @@ fn a_link_survives_a_nat_mapping_change_by_ice_restart() {
     let rt_a = runtime_in(&lab.site("sym").expect("site").host);
     let rt_b = runtime_in(&lab.site("full").expect("site").host);
     let lc = || link_common::lab_linker(PathHint::Unknown);
-    let cfg = common::account(&lab, 1, ALPHA, TlsMode::StartTls);
-    // The NAT reboot also kills the friend's XMPP connection, which carries the restart: the
-    // account must notice within a couple of seconds (the default gives a quiet stream 10 s
-    // to answer, see the report in docs/benchmarks.md).
+    // The NAT reboot also cuts both friends' XMPP connections, which carry the restart: the
+    // accounts must notice within a couple of seconds. With the default options (a quiet
+    // stream gets 20 s + 10 s) the link still came back, after about 15 s.
     let mut opts = LinkOptions::default();
     opts.timeouts.read_timeout = Duration::from_secs(2);
     opts.timeouts.response_timeout = Duration::from_secs(2);
-    let a = on(&rt_a, async move {
-        let (s, t) = (secret(1), Turn::Offered);
-        link_common::start_with(cfg, &s, &s, t, lc(), opts).await
-    });
-    let cfg = common::account(&lab, 2, ALPHA, TlsMode::StartTls);
-    let b = on(&rt_b, async move {
-        link_common::start(cfg, &secret(2), &secret(2), Turn::Offered, lc()).await
-    });
+    let friend = |rt: &tokio::runtime::Runtime, k: u32| {
+        let cfg = common::account(&lab, k, ALPHA, TlsMode::StartTls);
+        let opts = opts.clone();
+        on(rt, async move {
+            let (s, t) = (secret(k as u8), Turn::Offered);
+            link_common::start_with(cfg, &s, &s, t, lc(), opts).await
+        })
+    };
+    let a = friend(&rt_a, 1);
+    let b = friend(&rt_b, 2);
     let b_in = link_common::forward_incoming(&rt_b, b.incoming);
     let (l, peer) = (a.linker.clone(), b.jid.clone());
     let mut link = Some(on(&rt_a, async move { l.connect(vec![peer]).await }).expect("link up"));

@@ -1,6 +1,9 @@
-//! Timing and limits of a link, with the reasons for the defaults.
+//! Timing and limits of a link and of a linker, with the reasons for the defaults.
 
 use std::time::Duration;
+
+use super::ice::{IceConfig, IceServer, PathHint};
+use crate::signal::SignalConfig;
 
 /// How a link's Noise session keeps time. Defaults follow DESIGN.md §4.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -45,6 +48,36 @@ impl Default for TunnelConfig {
             rekey_after_packets: 1 << 24,
             handshake_retry: Duration::from_secs(1),
             handshake_timeout: Duration::from_secs(15),
+        }
+    }
+}
+
+/// Everything a linker needs besides identity and transport.
+#[derive(Clone)]
+pub struct LinkerConfig {
+    /// Tunnel timing.
+    pub tunnel: TunnelConfig,
+    /// ICE settings.
+    pub ice: IceConfig,
+    /// Signalling timing.
+    pub signal: SignalConfig,
+    /// STUN and TURN servers.
+    pub servers: Vec<IceServer>,
+    /// What reflection told us about our network.
+    pub hint: PathHint,
+    /// A link not up after this long has failed.
+    pub setup_timeout: Duration,
+}
+
+impl Default for LinkerConfig {
+    fn default() -> Self {
+        LinkerConfig {
+            tunnel: TunnelConfig::default(),
+            ice: IceConfig::default(),
+            signal: SignalConfig::default(),
+            servers: Vec::new(),
+            hint: PathHint::Unknown,
+            setup_timeout: Duration::from_secs(30),
         }
     }
 }

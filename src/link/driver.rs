@@ -14,15 +14,16 @@ use std::time::Duration;
 
 use tokio::sync::mpsc;
 use tokio::time::Instant;
-use webrtc_ice::agent::Agent;
 use webrtc_ice::candidate::{Candidate as IceCandidate, CandidateType};
 use webrtc_ice::state::ConnectionState;
 use xmpp_ext::jingle::{Candidate, IceUdpTransport, Reason};
 use xmpp_ext::record::NodeRecord;
 
 use super::error::LinkError;
+pub(super) use super::generation::Slot;
 use super::ice::{self, IceConfig, PathHint, Servers};
-use super::link::{DriverNote, Link, PathConn, Shared};
+use super::link::{Link, PathConn};
+use super::shared::{DriverNote, Shared};
 
 /// From the manager to a driver.
 #[derive(Debug)]
@@ -57,25 +58,7 @@ pub(super) struct Params {
     pub(super) setup_timeout: Duration,
 }
 
-struct Slot {
-    generation: u8,
-    agent: Arc<Agent>,
-    ufrag: String,
-    pwd: String,
-    remote: Option<(String, String)>,
-    connecting: bool,
-    connected: bool,
-    /// ICE gave up on this generation: a restart replaces it.
-    failed: bool,
-    _cancel: Option<mpsc::Sender<()>>,
-    /// The link's first generation: its credentials go in the offer or answer.
-    first: bool,
-    /// Credentials sent to the peer (until then, candidates are held).
-    announced: bool,
-    held: Vec<Candidate>,
-}
-
-enum Ev {
+pub(super) enum Ev {
     Candidate(u8, Option<Arc<dyn IceCandidate + Send + Sync>>),
     /// The controlled side stops holding a generation's credentials for more candidates.
     GatherDeadline(u8),
@@ -84,21 +67,21 @@ enum Ev {
 }
 
 pub(super) struct Driver {
-    p: Params,
-    shared: Arc<Shared>,
-    link: Option<Link>,
-    to_mgr: mpsc::UnboundedSender<ManagerNote>,
-    slots: Vec<Slot>,
-    ev_tx: mpsc::UnboundedSender<EvBox>,
+    pub(super) p: Params,
+    pub(super) shared: Arc<Shared>,
+    pub(super) link: Option<Link>,
+    pub(super) to_mgr: mpsc::UnboundedSender<ManagerNote>,
+    pub(super) slots: Vec<Slot>,
+    pub(super) ev_tx: mpsc::UnboundedSender<EvBox>,
     /// Remote candidates by the ufrag they were sent with.
-    remote_cands: Vec<(String, Candidate)>,
-    relays_seen: bool,
+    pub(super) remote_cands: Vec<(String, Candidate)>,
+    pub(super) relays_seen: bool,
     /// The peer's relay candidates: a path to one of them is relayed even when ICE learnt
     /// the address from a check before the candidate arrived (and calls it peer-reflexive).
-    remote_relays: HashSet<SocketAddr>,
-    up: bool,
-    restarts: u32,
-    candidates_sent: u32,
+    pub(super) remote_relays: HashSet<SocketAddr>,
+    pub(super) up: bool,
+    pub(super) restarts: u32,
+    pub(super) candidates_sent: u32,
 }
 
 impl Driver {
@@ -235,184 +218,6 @@ impl Driver {
         }
     }
 
-    /// A fresh agent for the next ICE generation; announces its credentials.
-    ///
-    /// The controlling side announces at once and trickles. The controlled side holds its
-    /// credentials until its candidates are gathered (or [`IceConfig::gather_wait`] passes)
-    /// and sends them together: webrtc-ice takes a check from an address it has no candidate
-    /// for as peer-reflexive, with a peer-reflexive priority and wait, even when it comes
-    /// from a relay, so a controlling agent that learnt the peer's relays from its checks
-    /// before their trickle could nominate a relayed pair as if it were direct.
-    async fn new_generation(&mut self, first: bool) -> Result<(), String> {
-        let generation = self
-            .slots
-            .last()
-            .map_or(0, |s| s.generation.wrapping_add(1));
-        let agent = ice::agent(
-            &self.p.ice,
-            &self.p.servers,
-            self.p.controlling,
-            self.p.hint,
-        )
-        .await
-        .map_err(|e| e.to_string())?;
-        let agent = Arc::new(agent);
-        let tx = self.ev_tx.clone();
-        agent.on_candidate(Box::new(move |c| {
-            let _ = tx.send(EvBox(Ev::Candidate(generation, c)));
-            Box::pin(async {})
-        }));
-        let tx = self.ev_tx.clone();
-        agent.on_connection_state_change(Box::new(move |s| {
-            let _ = tx.send(EvBox(Ev::State(generation, s)));
-            Box::pin(async {})
-        }));
-        let (ufrag, pwd) = agent.get_local_user_credentials().await;
-        agent.gather_candidates().map_err(|e| e.to_string())?;
-        self.slots.push(Slot {
-            generation,
-            agent,
-            ufrag,
-            pwd,
-            remote: None,
-            connecting: false,
-            connected: false,
-            failed: false,
-            _cancel: None,
-            first,
-            announced: false,
-            held: Vec::new(),
-        });
-        if self.p.controlling {
-            self.announce(generation);
-        } else {
-            let (tx, wait) = (self.ev_tx.clone(), self.p.ice.gather_wait);
-            tokio::spawn(async move {
-                tokio::time::sleep(wait).await;
-                let _ = tx.send(EvBox(Ev::GatherDeadline(generation)));
-            });
-        }
-        Ok(())
-    }
-
-    /// Sends a generation's credentials with the candidates held so far (once).
-    fn announce(&mut self, generation: u8) {
-        let Some(s) = self
-            .slots
-            .iter_mut()
-            .find(|s| s.generation == generation && !s.announced)
-        else {
-            return;
-        };
-        s.announced = true;
-        let t = IceUdpTransport {
-            ufrag: Some(s.ufrag.clone()),
-            pwd: Some(s.pwd.clone()),
-            candidates: std::mem::take(&mut s.held),
-        };
-        tracing::debug!(sid = %self.p.sid, generation, candidates = t.candidates.len(), "credentials out");
-        let note = if s.first {
-            ManagerNote::Credentials(self.p.sid.clone(), t)
-        } else {
-            ManagerNote::Trickle(self.p.sid.clone(), t)
-        };
-        let _ = self.to_mgr.send(note);
-    }
-
-    async fn restart(&mut self) {
-        // A generation still trying is given its chance; a failed one is replaced.
-        let pending = self.slots.last().is_some_and(|s| !s.connected && !s.failed);
-        if pending {
-            return;
-        }
-        self.restarts += 1;
-        self.shared.set_restarts(self.restarts);
-        tracing::info!(sid = %self.p.sid, peer = %self.p.peer, "path stale: restarting ICE");
-        if let Err(e) = self.new_generation(false).await {
-            tracing::warn!(%e, "ICE restart failed");
-        }
-    }
-
-    async fn on_remote(&mut self, t: IceUdpTransport) {
-        let (Some(ufrag), pwd) = (t.ufrag.clone(), t.pwd.clone()) else {
-            return;
-        };
-        for c in &t.candidates {
-            if c.kind == xmpp_ext::jingle::CandidateType::Relay {
-                self.relays_seen = true;
-                if self.remote_relays.insert(SocketAddr::new(c.ip, c.port)) {
-                    self.shared.relabel_relayed(&self.remote_relays);
-                }
-            }
-        }
-        let known = self
-            .slots
-            .iter()
-            .any(|s| s.remote.as_ref().is_some_and(|r| r.0 == ufrag));
-        if !known {
-            let Some(pwd) = pwd else { return };
-            // New remote credentials: the answer to our restart, or the peer's own restart.
-            let awaiting = self.slots.last().is_some_and(|s| s.remote.is_none());
-            if !awaiting {
-                self.restarts += 1;
-                self.shared.set_restarts(self.restarts);
-                if let Err(e) = self.new_generation(false).await {
-                    tracing::warn!(%e, "ICE restart failed");
-                    return;
-                }
-            }
-            if let Some(s) = self.slots.last_mut() {
-                s.remote = Some((ufrag.clone(), pwd));
-            }
-        }
-        for c in t.candidates {
-            self.remote_cands.push((ufrag.clone(), c));
-        }
-        self.feed_candidates();
-        self.start_connecting();
-    }
-
-    fn feed_candidates(&mut self) {
-        let cands = std::mem::take(&mut self.remote_cands);
-        for (ufrag, c) in cands {
-            match self
-                .slots
-                .iter()
-                .find(|s| s.remote.as_ref().is_some_and(|r| r.0 == ufrag))
-            {
-                Some(s) => {
-                    if let Some(ic) = ice::from_jingle(&c)
-                        && let Err(e) = s.agent.add_remote_candidate(&ic)
-                    {
-                        tracing::debug!(%e, "remote candidate refused");
-                    }
-                }
-                None => self.remote_cands.push((ufrag, c)),
-            }
-        }
-    }
-
-    fn start_connecting(&mut self) {
-        let controlling = self.p.controlling;
-        for s in self.slots.iter_mut().filter(|s| !s.connecting) {
-            let Some((ru, rp)) = s.remote.clone() else {
-                continue;
-            };
-            s.connecting = true;
-            let (cancel, cancel_rx) = mpsc::channel(1);
-            s._cancel = Some(cancel);
-            let (agent, tx, generation) = (s.agent.clone(), self.ev_tx.clone(), s.generation);
-            tokio::spawn(async move {
-                let r = if controlling {
-                    agent.dial(cancel_rx, ru, rp).await.map(|c| c as PathConn)
-                } else {
-                    agent.accept(cancel_rx, ru, rp).await.map(|c| c as PathConn)
-                };
-                let _ = tx.send(EvBox(Ev::Conn(generation, r.map_err(|e| e.to_string()))));
-            });
-        }
-    }
-
     /// Handles an agent event; an error means the link failed before coming up.
     async fn on_ev(&mut self, ev: Ev) -> Option<LinkError> {
         match ev {
@@ -501,14 +306,5 @@ impl Driver {
     }
 }
 
-impl Driver {
-    /// Whether a local candidate is a relay reached through a TURN over TCP bridge.
-    fn relay_over_tcp(&self, c: &(dyn IceCandidate + Send + Sync)) -> bool {
-        c.candidate_type() == CandidateType::Relay
-            && c.related_address()
-                .is_some_and(|r| self.p.servers.over_tcp(r.port))
-    }
-}
-
 /// An agent event, boxed so the channel type can stay private.
-pub(super) struct EvBox(Ev);
+pub(super) struct EvBox(pub(super) Ev);

@@ -1,19 +1,20 @@
 //! [`Link`]: what the runtime holds for one friend. The tunnel sits behind a short-held std
 //! mutex (no await inside), so `send` encrypts on the caller's task and goes straight to the
-//! socket: no channel hop on the hot path. One reader task per path feeds received packets in,
-//! one timer task runs keepalives and probes.
+//! socket: no channel hop on the hot path (see [`shared`](super::shared) for the tasks behind
+//! it).
 
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio::sync::{Notify, broadcast, mpsc};
+use tokio::sync::{broadcast, mpsc};
 use webrtc_util::Conn;
 use xmpp_ext::record::NodeRecord;
 
 use super::error::LinkError;
-use super::ice::{PathInfo, PathKind};
-use super::tunnel::{DownReason, Output, Tunnel, TunnelEvent, TunnelStats, buffer_for};
+use super::ice::PathInfo;
+use super::shared::Shared;
+use super::tunnel::{TunnelStats, buffer_for};
 
 /// Largest datagram a link carries (IP fragments what the path's MTU does not take).
 pub const MAX_DATAGRAM: usize = 16 * 1024;
@@ -67,258 +68,6 @@ pub enum LinkEvent {
     Down(String),
 }
 
-pub(super) struct Core {
-    pub(super) tunnel: Tunnel,
-    pub(super) conn: Option<PathConn>,
-    pub(super) path_gen: u32,
-    pub(super) status: LinkStatus,
-}
-
-/// State shared by the handle, the reader and timer tasks and the driver.
-pub(super) struct Shared {
-    core: Mutex<Core>,
-    pub(super) wake: Notify,
-    pub(super) events: broadcast::Sender<LinkEvent>,
-    datagrams: mpsc::Sender<Vec<u8>>,
-    /// Tells the driver the path is stale (restart ICE) or the tunnel is over.
-    pub(super) to_driver: mpsc::UnboundedSender<DriverNote>,
-}
-
-/// What the tunnel tells the driver.
-#[derive(Debug, Clone)]
-pub(super) enum DriverNote {
-    Up,
-    Stale,
-    Down(String),
-    Refused(String),
-}
-
-impl Shared {
-    pub(super) fn new(
-        tunnel: Tunnel,
-        to_driver: mpsc::UnboundedSender<DriverNote>,
-    ) -> (Arc<Shared>, mpsc::Receiver<Vec<u8>>) {
-        let (datagrams, rx) = mpsc::channel(1024);
-        let (events, _) = broadcast::channel(64);
-        let shared = Arc::new(Shared {
-            core: Mutex::new(Core {
-                tunnel,
-                conn: None,
-                path_gen: 0,
-                status: LinkStatus {
-                    state: LinkState::Connecting,
-                    path: None,
-                    rtt: None,
-                    observed_by_peer: None,
-                    stats: TunnelStats::default(),
-                    restarts: 0,
-                },
-            }),
-            wake: Notify::new(),
-            events,
-            datagrams,
-            to_driver,
-        });
-        (shared, rx)
-    }
-
-    pub(super) fn lock(&self) -> MutexGuard<'_, Core> {
-        // A panic while holding the lock is a bug elsewhere; the state is still consistent
-        // enough to shut down, so take it anyway.
-        self.core.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// Moves the link to a new path; the first path of an initiator starts the handshake.
-    /// Returns packets to send on it.
-    pub(super) fn set_path(self: &Arc<Self>, conn: PathConn, path: PathInfo) -> Vec<Vec<u8>> {
-        let mut out = Vec::new();
-        let mut c = self.lock();
-        c.path_gen += 1;
-        let first = c.conn.is_none();
-        c.conn = Some(conn.clone());
-        c.tunnel.set_observed(path.remote);
-        c.tunnel.arm(Instant::now());
-        let old = c.status.path.replace(path.clone());
-        if c.tunnel.is_up() {
-            c.status.state = LinkState::Up;
-            if old.as_ref() != Some(&path) {
-                let _ = self.events.send(LinkEvent::PathChanged(path));
-            }
-        } else if c.tunnel.role() == super::Role::Initiator {
-            let mut buf = vec![0u8; buffer_for(0)];
-            if let Some(n) = c.tunnel.initiate(Instant::now(), &mut buf) {
-                tracing::debug!(n, "handshake initiation");
-                buf.truncate(n);
-                out.push(buf);
-            }
-        }
-        let _ = first;
-        let gen_now = c.path_gen;
-        drop(c);
-        spawn_reader(self.clone(), conn, gen_now);
-        self.wake.notify_one();
-        out
-    }
-
-    /// Runs tunnel events into status, link events and driver notes.
-    fn drain_events(&self, c: &mut Core) {
-        while let Some(e) = c.tunnel.poll_event() {
-            match e {
-                TunnelEvent::Up => {
-                    c.status.state = LinkState::Up;
-                    let _ = self.to_driver.send(DriverNote::Up);
-                    if let Some(p) = &c.status.path {
-                        let _ = self.events.send(LinkEvent::Up(p.clone()));
-                    }
-                }
-                TunnelEvent::Rtt(d) => c.status.rtt = Some(d),
-                TunnelEvent::Observed(a) => c.status.observed_by_peer = Some(a),
-                TunnelEvent::Rekeyed => {}
-                TunnelEvent::PathStale => {
-                    c.status.state = LinkState::Restarting;
-                    let _ = self.events.send(LinkEvent::Stale);
-                    let _ = self.to_driver.send(DriverNote::Stale);
-                }
-                TunnelEvent::Refused(e) => {
-                    let _ = self.events.send(LinkEvent::Refused(e.to_string()));
-                    let _ = self.to_driver.send(DriverNote::Refused(e.to_string()));
-                }
-                TunnelEvent::Down(r) => {
-                    c.status.state = LinkState::Down;
-                    let why = match r {
-                        DownReason::Silence => "silence".to_string(),
-                        DownReason::PeerClosed(_) => "closed by the peer".into(),
-                        DownReason::HandshakeTimeout => "no handshake".into(),
-                        DownReason::LocalClose => "closed".into(),
-                    };
-                    let _ = self.events.send(LinkEvent::Down(why.clone()));
-                    let _ = self.to_driver.send(DriverNote::Down(why));
-                }
-            }
-        }
-        c.status.stats = c.tunnel.stats();
-    }
-
-    /// Sends a close message on the current path and stops.
-    pub(super) async fn close(&self) {
-        let (conn, pkt) = {
-            let mut c = self.lock();
-            let mut buf = vec![0u8; buffer_for(1)];
-            let n = c.tunnel.close(Instant::now(), 0, &mut buf);
-            self.drain_events(&mut c);
-            (c.conn.take(), n.map(|n| buf[..n].to_vec()))
-        };
-        if let (Some(conn), Some(p)) = (conn, pkt) {
-            let _ = conn.send(&p).await;
-        }
-        self.wake.notify_one();
-    }
-
-    /// A path ICE called peer-reflexive whose remote end turned out to be one of the peer's
-    /// relay candidates (the candidate came after the checks) is a TURN path.
-    pub(super) fn relabel_relayed(&self, relays: &std::collections::HashSet<SocketAddr>) {
-        let mut c = self.lock();
-        if let Some(p) = c.status.path.as_mut()
-            && p.kind == PathKind::PeerReflexive
-            && relays.contains(&p.remote)
-        {
-            p.kind = PathKind::TurnRelay;
-            let p = p.clone();
-            let _ = self.events.send(LinkEvent::PathChanged(p));
-        }
-    }
-
-    pub(super) fn status(&self) -> LinkStatus {
-        let mut c = self.lock();
-        c.status.stats = c.tunnel.stats();
-        c.status.clone()
-    }
-
-    pub(super) fn set_restarts(&self, n: u32) {
-        self.lock().status.restarts = n;
-    }
-}
-
-fn spawn_reader(shared: Arc<Shared>, conn: PathConn, generation: u32) {
-    tokio::spawn(async move {
-        let mut buf = vec![0u8; 65536];
-        let mut out = vec![0u8; 65536];
-        loop {
-            let n = match conn.recv(&mut buf).await {
-                Ok(n) => n,
-                Err(e) => {
-                    tracing::debug!(%e, generation, "path reader ends");
-                    return;
-                }
-            };
-            tracing::trace!(n, generation, "packet in");
-            let reply = {
-                let mut c = shared.lock();
-                if c.conn.is_none() {
-                    return;
-                }
-                let r = match c.tunnel.decapsulate(Instant::now(), &buf[..n], &mut out) {
-                    Output::Done => None,
-                    Output::Transmit(p) => Some(p.to_vec()),
-                    Output::Datagram(d) => {
-                        if shared.datagrams.try_send(d.to_vec()).is_err() {
-                            tracing::trace!("receiver slow: datagram dropped");
-                        }
-                        None
-                    }
-                };
-                shared.drain_events(&mut c);
-                let stale = c.path_gen != generation;
-                drop(c);
-                if stale {
-                    tracing::trace!(generation, "packet on an older path");
-                }
-                r
-            };
-            shared.wake.notify_one();
-            if let Some(p) = reply {
-                let _ = conn.send(&p).await;
-            }
-        }
-    });
-}
-
-/// Runs the tunnel's timers until it is closed.
-pub(super) fn spawn_timers(shared: Arc<Shared>) {
-    tokio::spawn(async move {
-        let mut buf = vec![0u8; buffer_for(64)];
-        loop {
-            let (deadline, packets, conn, closed) = {
-                let mut c = shared.lock();
-                let now = Instant::now();
-                let mut packets = Vec::new();
-                while let Some(n) = c.tunnel.update_timers(now, &mut buf) {
-                    packets.push(buf[..n].to_vec());
-                }
-                shared.drain_events(&mut c);
-                let closed = c.status.state == LinkState::Down && !c.tunnel.is_up();
-                (c.tunnel.poll_timeout(), packets, c.conn.clone(), closed)
-            };
-            if let Some(conn) = conn {
-                for p in packets {
-                    let _ = conn.send(&p).await;
-                }
-            }
-            if closed && deadline.is_none() {
-                return;
-            }
-            let sleep = match deadline {
-                Some((at, _)) => tokio::time::sleep_until(at.into()),
-                None => tokio::time::sleep(Duration::from_secs(3600)),
-            };
-            tokio::select! {
-                _ = sleep => {}
-                _ = shared.wake.notified() => {}
-            }
-        }
-    });
-}
-
 /// One friend's link: send and receive datagrams, watch events and stats.
 pub struct Link {
     pub(super) sid: String,
@@ -358,6 +107,10 @@ impl Link {
                 .tunnel
                 .encapsulate(Instant::now(), data, &mut buf)
                 .map_err(|_| LinkError::NoPath)?;
+            // A send may start the probe clock (nothing heard back yet).
+            if c.timer_late() {
+                self.shared.wake.notify_one();
+            }
             (conn, n)
         };
         conn.send(&buf[..n]).await.map_err(|_| LinkError::NoPath)?;

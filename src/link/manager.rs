@@ -4,73 +4,23 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use rand::RngCore;
 use tokio::sync::{mpsc, oneshot};
 use xmpp_ext::jingle::{IceUdpTransport, Jingle, Reason};
 use xmpp_ext::record::NodeRecord;
-use zeroize::Zeroizing;
 
+use super::config::LinkerConfig;
 use super::driver::{Driver, ManagerNote, Params, SigNote};
 use super::error::LinkError;
-use super::ice::{IceConfig, IceServer, PathHint, Servers};
-use super::link::{Link, Shared, spawn_timers};
-use super::{Role, Tunnel, TunnelConfig};
+use super::ice::Servers;
+use super::identity::{Identity, Policy};
+use super::link::Link;
+use super::shared::{Shared, spawn_timers};
+use super::{Role, Tunnel};
 use crate::signal::xmpp::SignalTransport;
-use crate::signal::{Address, Reply, SignalConfig, SignalEvent, SignalOutput, Signaller};
-
-/// Who we are on links: the record we send and the Noise secret that must match it.
-#[derive(Clone)]
-pub struct Identity {
-    /// Our signed record, sent in offers and answers.
-    pub record: NodeRecord,
-    /// The X25519 secret behind the record's Noise key.
-    pub noise_secret: Zeroizing<[u8; 32]>,
-}
-
-impl Identity {
-    /// From a node's secret keys and its signed record.
-    pub fn new(secret: &xmpp_ext::NodeSecret, record: NodeRecord) -> Identity {
-        Identity {
-            record,
-            noise_secret: secret.noise_secret_bytes(),
-        }
-    }
-}
-
-/// Decides whether a verified record may link (ring membership, key pinning, friends only).
-pub type Policy<A> = Arc<dyn Fn(&A, &NodeRecord) -> Result<(), String> + Send + Sync>;
-
-/// Everything a linker needs besides identity and transport.
-#[derive(Clone)]
-pub struct LinkerConfig {
-    /// Tunnel timing.
-    pub tunnel: TunnelConfig,
-    /// ICE settings.
-    pub ice: IceConfig,
-    /// Signalling timing.
-    pub signal: SignalConfig,
-    /// STUN and TURN servers.
-    pub servers: Vec<IceServer>,
-    /// What reflection told us about our network.
-    pub hint: PathHint,
-    /// A link not up after this long has failed.
-    pub setup_timeout: Duration,
-}
-
-impl Default for LinkerConfig {
-    fn default() -> Self {
-        LinkerConfig {
-            tunnel: TunnelConfig::default(),
-            ice: IceConfig::default(),
-            signal: SignalConfig::default(),
-            servers: Vec::new(),
-            hint: PathHint::Unknown,
-            setup_timeout: Duration::from_secs(30),
-        }
-    }
-}
+use crate::signal::{Address, Reply, SignalEvent, SignalOutput, Signaller};
 
 /// Where a `connect` call waits for its link.
 type Waiter = oneshot::Sender<Result<Link, LinkError>>;

@@ -30,36 +30,50 @@
 //! # }
 //! ```
 //!
-//! - the path and the driver ([`ice`], [`driver`]): webrtc-ice picks the UDP path, a tokio task
-//!   runs the tunnel over it and restarts ICE when the path goes stale; [`Link`] is what the
-//!   runtime holds.
+//!   `events` holds what it reports, `receive` its receive side.
+//!
+//! - the path ([`ice`], [`servers`], [`candidates`], [`turn_tcp`], [`turn_frame`]): webrtc-ice
+//!   picks the UDP path from host, server-reflexive and relay candidates, TURN reached over UDP
+//!   or, from a site that blocks UDP, over TCP.
+//! - the driver (`driver`, `generation`, `shared`, `manager`): a tokio task per link runs the
+//!   tunnel over the path and restarts ICE when the path goes stale; [`Linker`] makes and
+//!   accepts links over any signalling transport; [`Link`] is what the runtime holds.
 #![warn(missing_docs)]
 
+pub mod candidates;
 pub mod cipher;
 pub mod config;
 mod driver;
 mod error;
+mod events;
+mod generation;
 pub mod handshake;
 pub mod ice;
+mod identity;
 #[allow(clippy::module_inception)]
 mod link;
 mod manager;
+mod receive;
 pub mod replay;
+pub mod servers;
 mod session;
+mod shared;
 pub mod timers;
 pub mod tunnel;
+pub mod turn_frame;
 pub mod turn_tcp;
 pub mod wire;
 
 #[cfg(test)]
 mod tests;
 
-pub use config::TunnelConfig;
+pub use config::{LinkerConfig, TunnelConfig};
 pub use error::LinkError;
 pub use handshake::HandshakeError;
 pub use ice::{IceConfig, IceServer, PathHint, PathInfo, PathKind, Servers};
+pub use identity::{Identity, Policy};
 pub use link::{Link, LinkEvent, LinkState, LinkStatus, MAX_DATAGRAM};
-pub use manager::{Identity, Incoming, Linker, LinkerConfig, Policy};
+pub use manager::{Incoming, Linker};
 pub use timers::Timer;
 pub use tunnel::{
     DownReason, Output, Role, SendError, Tunnel, TunnelEvent, TunnelStats, buffer_for,

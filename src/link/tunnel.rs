@@ -11,135 +11,41 @@
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use zeroize::Zeroizing;
 
 use super::config::TunnelConfig;
-use super::handshake::{self, HandshakeError, Initiator};
+use super::handshake::Initiator;
 use super::session::Session;
-use super::wire::{self, DATA_OVERHEAD, INIT_LEN, Inner, Packet, RESP_LEN};
+use super::wire::{self, DATA_OVERHEAD, INIT_LEN, Inner, RESP_LEN};
 
-/// Which end of the handshake we are (the Jingle initiator is the Noise initiator).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Role {
-    /// Sends message 1.
-    Initiator,
-    /// Answers it.
-    Responder,
-}
-
-/// Why a link went down.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DownReason {
-    /// Nothing heard for [`TunnelConfig::dead_after`].
-    Silence,
-    /// The peer sent a close message (with its reason code).
-    PeerClosed(u8),
-    /// No handshake completed within [`TunnelConfig::handshake_timeout`].
-    HandshakeTimeout,
-    /// We closed it.
-    LocalClose,
-}
-
-/// Something the driver should know.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum TunnelEvent {
-    /// The session is authenticated both ways and carries data.
-    Up,
-    /// A handshake message was refused (key mismatch with the record is the one to log loudly).
-    Refused(HandshakeError),
-    /// The sending key moved to the next epoch.
-    Rekeyed,
-    /// The peer sees our packets coming from this address.
-    Observed(SocketAddr),
-    /// A ping was answered after this long.
-    Rtt(Duration),
-    /// We keep sending but hear nothing: restart ICE.
-    PathStale,
-    /// The link is down.
-    Down(DownReason),
-}
-
-/// Why [`Tunnel::encapsulate`] did not produce a packet.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum SendError {
-    /// No session yet, or the link is down.
-    #[error("the link is not up")]
-    NotUp,
-    /// The caller's buffer cannot hold the packet.
-    #[error("buffer too small: need {0} bytes")]
-    BufferTooSmall(usize),
-    /// The send counter is exhausted (never in practice: rekeying resets nothing, 2^64 − 2).
-    #[error("counter exhausted")]
-    Exhausted,
-}
-
-/// What [`Tunnel::decapsulate`] produced.
-#[derive(Debug, PartialEq, Eq)]
-pub enum Output<'a> {
-    /// Nothing (consumed or dropped).
-    Done,
-    /// An application datagram, in the caller's buffer.
-    Datagram(&'a [u8]),
-    /// A packet to send to the peer, in the caller's buffer.
-    Transmit(&'a [u8]),
-}
-
-/// Counters for `chamber status` and the tests.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
-pub struct TunnelStats {
-    /// Packets sent (all kinds).
-    pub tx_packets: u64,
-    /// Bytes sent on the wire.
-    pub tx_bytes: u64,
-    /// Packets accepted.
-    pub rx_packets: u64,
-    /// Bytes accepted on the wire.
-    pub rx_bytes: u64,
-    /// Application datagrams delivered.
-    pub rx_datagrams: u64,
-    /// Dropped: not a link packet.
-    pub dropped_malformed: u64,
-    /// Dropped: did not authenticate, or for no session of ours.
-    pub dropped_auth: u64,
-    /// Dropped: a counter seen before or behind the window.
-    pub dropped_replay: u64,
-    /// Handshake messages refused (mismatched key, replay, forged).
-    pub dropped_handshake: u64,
-    /// Counters skipped by the peer and never received: packets lost on the path.
-    pub lost: u64,
-    /// Handshakes completed.
-    pub handshakes: u64,
-    /// Key epochs moved to, both directions.
-    pub rekeys: u64,
-}
+pub use super::events::{DownReason, Output, Role, SendError, TunnelEvent, TunnelStats};
 
 /// An initiation in flight.
-struct Pending {
-    hs: Initiator,
-    index: u32,
-    sent_at: Instant,
+pub(super) struct Pending {
+    pub(super) hs: Initiator,
+    pub(super) index: u32,
+    pub(super) sent_at: Instant,
 }
 
 /// One link's Noise session state.
 pub struct Tunnel {
     pub(super) cfg: TunnelConfig,
-    role: Role,
-    local_secret: Zeroizing<[u8; 32]>,
-    remote_static: [u8; 32],
-    prologue: Vec<u8>,
-    next_index: u32,
+    pub(super) role: Role,
+    pub(super) local_secret: Zeroizing<[u8; 32]>,
+    pub(super) remote_static: [u8; 32],
+    pub(super) prologue: Vec<u8>,
+    pub(super) next_index: u32,
     /// Initiator: the message 1 in flight, and when the first attempt started.
-    pending: Option<Pending>,
+    pub(super) pending: Option<Pending>,
     pub(super) handshake_started: Option<Instant>,
-    attempt: u64,
+    pub(super) attempt: u64,
     /// Responder: the newest attempt answered, against replays.
-    last_attempt: Option<u64>,
+    pub(super) last_attempt: Option<u64>,
     pub(super) current: Option<Session>,
     /// Responder: a session answered but not yet confirmed by a data packet.
-    next: Option<Session>,
+    pub(super) next: Option<Session>,
     pub(super) up: bool,
     pub(super) closed: bool,
     pub(super) last_sent: Option<Instant>,
@@ -348,7 +254,7 @@ impl Tunnel {
         self.sent_kind(now, bytes, true)
     }
 
-    fn sent_kind(&mut self, now: Instant, bytes: usize, expects_answer: bool) -> usize {
+    pub(super) fn sent_kind(&mut self, now: Instant, bytes: usize, expects_answer: bool) -> usize {
         self.stats.tx_packets += 1;
         self.stats.tx_bytes += bytes as u64;
         self.last_sent = Some(now);
@@ -358,7 +264,7 @@ impl Tunnel {
         bytes
     }
 
-    fn received(&mut self, now: Instant, bytes: usize) {
+    pub(super) fn received(&mut self, now: Instant, bytes: usize) {
         self.stats.rx_packets += 1;
         self.stats.rx_bytes += bytes as u64;
         self.last_received = Some(now);
@@ -366,229 +272,10 @@ impl Tunnel {
         self.stale_reported = false;
     }
 
-    fn fresh_index(&mut self) -> u32 {
+    pub(super) fn fresh_index(&mut self) -> u32 {
         self.next_index = self.next_index.wrapping_mul(0x9E37_79B9).wrapping_add(1);
         self.next_index
     }
-
-    /// Handles one received packet; see the module docs. `dst` must be at least as long as
-    /// `packet` (and [`RESP_LEN`] for handshake answers).
-    pub fn decapsulate<'a>(
-        &mut self,
-        now: Instant,
-        packet: &[u8],
-        dst: &'a mut [u8],
-    ) -> Output<'a> {
-        if self.closed {
-            return Output::Done;
-        }
-        match Packet::new_checked(packet) {
-            Err(e) => {
-                tracing::trace!(%e, len = packet.len(), "malformed packet dropped");
-                self.stats.dropped_malformed += 1;
-                Output::Done
-            }
-            Ok(Packet::Init { sender, noise }) => self.on_init(now, sender, noise, dst),
-            Ok(Packet::Resp {
-                sender,
-                receiver,
-                noise,
-            }) => self.on_resp(now, sender, receiver, noise, dst),
-            Ok(Packet::Data {
-                header,
-                epoch,
-                receiver,
-                counter,
-                ciphertext,
-            }) => self.on_data(now, header, epoch, receiver, counter, ciphertext, dst),
-        }
-    }
-
-    fn refuse(&mut self, e: HandshakeError) {
-        self.stats.dropped_handshake += 1;
-        // Only a key mismatch is news: forged or replayed messages are counted, not reported,
-        // so garbage cannot flood the event queue.
-        if let HandshakeError::KeyMismatch { .. } = &e {
-            tracing::warn!(%e, "link refused: the peer's key does not match its record");
-            self.events.push_back(TunnelEvent::Refused(e));
-        } else {
-            tracing::debug!(%e, "handshake message dropped");
-        }
-    }
-
-    fn on_init<'a>(
-        &mut self,
-        now: Instant,
-        sender: u32,
-        noise: &[u8],
-        dst: &'a mut [u8],
-    ) -> Output<'a> {
-        if self.role != Role::Responder || dst.len() < RESP_LEN {
-            self.stats.dropped_handshake += 1;
-            return Output::Done;
-        }
-        let index = self.fresh_index();
-        match handshake::respond(
-            &self.local_secret,
-            &self.remote_static,
-            &self.prologue,
-            self.last_attempt,
-            noise,
-            &mut dst[12..RESP_LEN - 4],
-        ) {
-            Ok((keys, attempt)) => {
-                self.last_attempt = Some(attempt);
-                self.received(now, packet_len(noise, 8));
-                self.next = Some(Session::new(index, sender, keys, now));
-                wire::emit_resp_header(dst, index, sender);
-                let n = self.sent_kind(now, RESP_LEN, false);
-                Output::Transmit(&dst[..n])
-            }
-            Err(e) => {
-                self.refuse(e);
-                Output::Done
-            }
-        }
-    }
-
-    fn on_resp<'a>(
-        &mut self,
-        now: Instant,
-        sender: u32,
-        receiver: u32,
-        noise: &[u8],
-        dst: &'a mut [u8],
-    ) -> Output<'a> {
-        let Some(p) = self.pending.take_if(|p| p.index == receiver) else {
-            self.stats.dropped_handshake += 1;
-            return Output::Done;
-        };
-        let sent_at = p.sent_at;
-        match p.hs.finish(noise) {
-            Ok(keys) => {
-                self.received(now, packet_len(noise, 12 + 4));
-                self.current = Some(Session::new(receiver, sender, keys, now));
-                self.handshake_started = None;
-                self.stats.handshakes += 1;
-                self.became_up();
-                self.events.push_back(TunnelEvent::Rtt(now - sent_at));
-                // A ping confirms the session to the responder (it waits for a data packet)
-                // and its pong confirms the path back.
-                self.ping_id = self.ping_id.wrapping_add(1);
-                match self.seal(now, Inner::Ping(self.ping_id), dst) {
-                    Ok(n) => {
-                        self.ping_out = Some((self.ping_id, now));
-                        Output::Transmit(&dst[..n])
-                    }
-                    Err(_) => Output::Done,
-                }
-            }
-            Err(e) => {
-                self.refuse(e);
-                Output::Done
-            }
-        }
-    }
-
-    fn became_up(&mut self) {
-        if !self.up {
-            self.up = true;
-            self.events.push_back(TunnelEvent::Up);
-        }
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    fn on_data<'a>(
-        &mut self,
-        now: Instant,
-        header: &[u8],
-        epoch: u8,
-        receiver: u32,
-        counter: u64,
-        ciphertext: &[u8],
-        dst: &'a mut [u8],
-    ) -> Output<'a> {
-        if dst.len() < ciphertext.len() {
-            self.stats.dropped_malformed += 1;
-            return Output::Done;
-        }
-        let buf = &mut dst[..ciphertext.len()];
-        buf.copy_from_slice(ciphertext);
-        let promote = self
-            .next
-            .as_ref()
-            .is_some_and(|s| s.local_index == receiver);
-        let session = if promote {
-            self.next.as_mut()
-        } else {
-            self.current.as_mut().filter(|s| s.local_index == receiver)
-        };
-        let Some(session) = session else {
-            self.stats.dropped_auth += 1;
-            return Output::Done;
-        };
-        let len = match session.open(header, epoch, counter, buf) {
-            Ok((len, rekeyed)) => {
-                if rekeyed {
-                    self.stats.rekeys += 1;
-                }
-                len
-            }
-            Err(super::session::OpenError::Replay) => {
-                self.stats.dropped_replay += 1;
-                return Output::Done;
-            }
-            Err(super::session::OpenError::Auth) => {
-                self.stats.dropped_auth += 1;
-                return Output::Done;
-            }
-        };
-        if promote {
-            if let Some(old) = self.current.take() {
-                self.stats.lost += old.lost();
-            }
-            self.current = self.next.take();
-            self.stats.handshakes += 1;
-        }
-        self.received(now, header.len() + ciphertext.len());
-        self.became_up();
-        let Ok(inner) = Inner::parse(&dst[..len]) else {
-            self.stats.dropped_malformed += 1;
-            return Output::Done;
-        };
-        match inner {
-            Inner::Datagram(_) => {
-                self.stats.rx_datagrams += 1;
-                Output::Datagram(&dst[1..len])
-            }
-            Inner::Ping(id) => match self.seal(now, Inner::Pong(id), dst) {
-                Ok(n) => Output::Transmit(&dst[..n]),
-                Err(_) => Output::Done,
-            },
-            Inner::Pong(id) => {
-                if let Some((out, at)) = self.ping_out
-                    && out == id
-                {
-                    self.ping_out = None;
-                    self.events.push_back(TunnelEvent::Rtt(now - at));
-                }
-                Output::Done
-            }
-            Inner::Observed(a) => {
-                self.events.push_back(TunnelEvent::Observed(a));
-                Output::Done
-            }
-            Inner::Close(r) => {
-                self.shut(DownReason::PeerClosed(r));
-                Output::Done
-            }
-        }
-    }
-}
-
-/// The wire length of a handshake packet from its Noise part and fixed overhead.
-fn packet_len(noise: &[u8], overhead: usize) -> usize {
-    noise.len() + overhead
 }
 
 /// Room a caller's buffer needs for a datagram of `len` bytes.

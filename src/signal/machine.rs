@@ -2,140 +2,15 @@
 //! caller (random), so the machine needs no entropy.
 
 use std::collections::{BTreeMap, VecDeque};
-use std::fmt;
 use std::time::{Duration, Instant};
 
 use xmpp_ext::jingle::{Action, IceUdpTransport, Jingle, Reason};
 use xmpp_ext::record::NodeRecord;
 
-/// Where signalling messages go: a full JID, or an overlay address on the ring.
-pub trait Address: Clone + Ord + fmt::Display + fmt::Debug {
-    /// The party behind the address (a bare JID for a full JID): two addresses of one party
-    /// may race each other with offers, which the tie-break settles.
-    type Party: Clone + Ord + fmt::Debug;
-    /// The party.
-    fn party(&self) -> Self::Party;
-}
-
-/// Timing of signalling.
-#[derive(Debug, Clone)]
-pub struct SignalConfig {
-    /// How long an offer may wait for `session-accept` after it was acknowledged.
-    pub accept_timeout: Duration,
-    /// A `transport-info` of an accepted session that got no answer (the XMPP stream is
-    /// down for a while, as after a NAT reboot) is sent again this many times, 1 s, 2 s, 4 s …
-    /// later, before the session is given up: it may carry an ICE restart that the link
-    /// needs to survive.
-    pub transport_retries: u8,
-}
-
-impl Default for SignalConfig {
-    fn default() -> Self {
-        SignalConfig {
-            accept_timeout: Duration::from_secs(20),
-            transport_retries: 4,
-        }
-    }
-}
-
-/// How a request failed at the far end or on the way (XMPP stanza error conditions).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum IqFailure {
-    /// The resource is gone or never ran chamber (`service-unavailable`,
-    /// `recipient-unavailable`).
-    ServiceUnavailable,
-    /// No such resource or session (`item-not-found`).
-    ItemNotFound,
-    /// The peer is out of room for sessions (`resource-constraint`).
-    ResourceConstraint,
-    /// The peer's own simultaneous offer won the tie-break (`conflict` + `tie-break`).
-    TieBreak,
-    /// No answer in time: a ghost resource (STACK.md trap 5) or a dead stream.
-    Timeout,
-    /// Anything else, by condition name.
-    Other(String),
-}
-
-/// How to answer an incoming request.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Reply {
-    /// An empty result.
-    Ack,
-    /// An error with this condition.
-    Error(IqFailure),
-}
-
-/// Identifies an outgoing request, so its acknowledgement can be fed back.
-pub type Tag = u64;
-
-/// What the application learns.
-#[derive(Debug, Clone, PartialEq)]
-pub enum SignalEvent<A> {
-    /// A peer offers a link; answer with [`Signaller::accept`] or [`Signaller::terminate`].
-    Offer {
-        /// Session id.
-        sid: String,
-        /// Who offers.
-        from: A,
-        /// Their record, unverified.
-        record: NodeRecord,
-        /// Their ICE credentials and first candidates.
-        transport: IceUdpTransport,
-    },
-    /// Our offer was accepted.
-    Answer {
-        /// Session id.
-        sid: String,
-        /// Who answered (the resource that took the offer).
-        from: A,
-        /// Their record, unverified.
-        record: NodeRecord,
-        /// Their ICE credentials and first candidates.
-        transport: IceUdpTransport,
-    },
-    /// More candidates, or new credentials (an ICE restart).
-    Transport {
-        /// Session id.
-        sid: String,
-        /// What was trickled.
-        transport: IceUdpTransport,
-    },
-    /// Our offer gave way to the peer's simultaneous one (which arrives as an [`Self::Offer`]).
-    Superseded {
-        /// Our session id.
-        sid: String,
-    },
-    /// The session is over.
-    Ended {
-        /// Session id.
-        sid: String,
-        /// Why.
-        reason: Reason,
-        /// The peer's text, or ours.
-        text: Option<String>,
-        /// Whether the peer ended it (else: we, or a failure here).
-        remote: bool,
-    },
-}
-
-/// What the machine wants done.
-#[derive(Debug, Clone, PartialEq)]
-pub enum SignalOutput<A> {
-    /// Send this request; report its fate with [`Signaller::handle_ack`].
-    Send {
-        /// Destination.
-        to: A,
-        /// Payload.
-        jingle: Jingle,
-        /// Request id.
-        tag: Tag,
-    },
-    /// Tell the application.
-    Event(SignalEvent<A>),
-}
+use super::types::{Address, IqFailure, SignalConfig, SignalEvent, SignalOutput, Tag};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum State {
+pub(super) enum State {
     /// Initiator: offer sent, not yet acknowledged.
     Offering,
     /// Initiator: offer acknowledged, awaiting session-accept.
@@ -146,18 +21,18 @@ enum State {
     Active,
 }
 
-struct Session<A> {
-    peer: A,
-    initiator: bool,
-    state: State,
+pub(super) struct Session<A> {
+    pub(super) peer: A,
+    pub(super) initiator: bool,
+    pub(super) state: State,
     /// Initiator: resources still to try if this one is gone.
-    fallback: VecDeque<A>,
-    offer: Option<Jingle>,
+    pub(super) fallback: VecDeque<A>,
+    pub(super) offer: Option<Jingle>,
     /// Transport-info held until the offer is acknowledged (XEP-0176 §6.3).
-    queued: Vec<IceUdpTransport>,
-    deadline: Option<Instant>,
+    pub(super) queued: Vec<IceUdpTransport>,
+    pub(super) deadline: Option<Instant>,
     /// Transport-info to send again: when, what, and how many tries it has had.
-    retries: Vec<(Instant, Jingle, u8)>,
+    pub(super) retries: Vec<(Instant, Jingle, u8)>,
 }
 
 /// A request in flight: session, action, and for a transport-info its payload and tries.
@@ -165,12 +40,12 @@ type InFlight = (String, Action, Option<(Jingle, u8)>);
 
 /// Jingle sessions with any number of peers.
 pub struct Signaller<A: Address> {
-    local: A,
-    cfg: SignalConfig,
-    sessions: BTreeMap<String, Session<A>>,
-    requests: BTreeMap<Tag, InFlight>,
-    next_tag: Tag,
-    out: VecDeque<SignalOutput<A>>,
+    pub(super) local: A,
+    pub(super) cfg: SignalConfig,
+    pub(super) sessions: BTreeMap<String, Session<A>>,
+    pub(super) requests: BTreeMap<Tag, InFlight>,
+    pub(super) next_tag: Tag,
+    pub(super) out: VecDeque<SignalOutput<A>>,
 }
 
 impl<A: Address> Signaller<A> {
@@ -214,11 +89,11 @@ impl<A: Address> Signaller<A> {
             .min()
     }
 
-    fn send(&mut self, to: A, jingle: Jingle) {
+    pub(super) fn send(&mut self, to: A, jingle: Jingle) {
         self.send_try(to, jingle, 0);
     }
 
-    fn send_try(&mut self, to: A, jingle: Jingle, tries: u8) {
+    pub(super) fn send_try(&mut self, to: A, jingle: Jingle, tries: u8) {
         self.next_tag += 1;
         let again = (jingle.action == Action::TransportInfo).then(|| (jingle.clone(), tries));
         self.requests
@@ -230,11 +105,11 @@ impl<A: Address> Signaller<A> {
         });
     }
 
-    fn event(&mut self, e: SignalEvent<A>) {
+    pub(super) fn event(&mut self, e: SignalEvent<A>) {
         self.out.push_back(SignalOutput::Event(e));
     }
 
-    fn end(&mut self, sid: &str, reason: Reason, text: Option<String>, remote: bool) {
+    pub(super) fn end(&mut self, sid: &str, reason: Reason, text: Option<String>, remote: bool) {
         if self.sessions.remove(sid).is_some() {
             self.event(SignalEvent::Ended {
                 sid: sid.to_owned(),
@@ -321,7 +196,7 @@ impl<A: Address> Signaller<A> {
         }
     }
 
-    fn flush_queue(&mut self, sid: &str) {
+    pub(super) fn flush_queue(&mut self, sid: &str) {
         let Some(s) = self.sessions.get_mut(sid) else {
             return;
         };
@@ -424,121 +299,5 @@ impl<A: Address> Signaller<A> {
         for sid in due {
             self.terminate(&sid, Reason::Timeout, Some("no answer to the offer".into()));
         }
-    }
-
-    /// An incoming request from `from`; returns how to answer it.
-    pub fn handle_jingle(&mut self, now: Instant, from: A, j: Jingle) -> Reply {
-        let _ = now;
-        let known = self.sessions.get(&j.sid);
-        if let Some(s) = known
-            && s.peer != from
-        {
-            // Only the session's peer may act on it.
-            return Reply::Error(IqFailure::ItemNotFound);
-        }
-        match j.action {
-            Action::SessionInitiate => self.on_initiate(from, j),
-            Action::SessionAccept => {
-                let Some(s) = self.sessions.get_mut(&j.sid) else {
-                    return Reply::Error(IqFailure::ItemNotFound);
-                };
-                if !s.initiator || !matches!(s.state, State::Offering | State::Offered) {
-                    return Reply::Error(IqFailure::Other("out-of-order".into()));
-                }
-                s.state = State::Active;
-                s.deadline = None;
-                self.flush_queue(&j.sid);
-                let Some(c) = j.content else {
-                    return Reply::Error(IqFailure::Other("bad-request".into()));
-                };
-                match (c.record, c.transport) {
-                    (Some(record), Some(transport)) => {
-                        self.event(SignalEvent::Answer {
-                            sid: j.sid,
-                            from,
-                            record,
-                            transport,
-                        });
-                        Reply::Ack
-                    }
-                    _ => Reply::Error(IqFailure::Other("bad-request".into())),
-                }
-            }
-            Action::TransportInfo => {
-                if known.is_none() {
-                    return Reply::Error(IqFailure::ItemNotFound);
-                }
-                if let Some(transport) = j.content.and_then(|c| c.transport) {
-                    self.event(SignalEvent::Transport {
-                        sid: j.sid,
-                        transport,
-                    });
-                }
-                Reply::Ack
-            }
-            Action::SessionTerminate => {
-                if known.is_none() {
-                    return Reply::Error(IqFailure::ItemNotFound);
-                }
-                let (reason, text) = j.reason.unwrap_or((Reason::Success, None));
-                self.end(&j.sid, reason, text, true);
-                Reply::Ack
-            }
-        }
-    }
-
-    fn on_initiate(&mut self, from: A, j: Jingle) -> Reply {
-        if self.sessions.contains_key(&j.sid) {
-            return Reply::Error(IqFailure::Other("out-of-order".into()));
-        }
-        // Tie-break (XEP-0166 §8): both parties offered at once. The offer of the party with
-        // the lower address stands; the other is refused with conflict + tie-break. Both ends
-        // compute the same answer.
-        let party = from.party();
-        let racing: Vec<String> = self
-            .sessions
-            .iter()
-            .filter(|(_, s)| {
-                s.initiator
-                    && matches!(s.state, State::Offering | State::Offered)
-                    && s.peer.party() == party
-            })
-            .map(|(sid, _)| sid.clone())
-            .collect();
-        if !racing.is_empty() {
-            if self.local < from {
-                return Reply::Error(IqFailure::TieBreak);
-            }
-            for sid in racing {
-                self.sessions.remove(&sid);
-                self.event(SignalEvent::Superseded { sid });
-            }
-        }
-        let Some(c) = j.content else {
-            return Reply::Error(IqFailure::Other("bad-request".into()));
-        };
-        let (Some(record), Some(transport)) = (c.record, c.transport) else {
-            return Reply::Error(IqFailure::Other("bad-request".into()));
-        };
-        self.sessions.insert(
-            j.sid.clone(),
-            Session {
-                peer: from.clone(),
-                initiator: false,
-                state: State::Received,
-                fallback: VecDeque::new(),
-                offer: None,
-                queued: Vec::new(),
-                deadline: None,
-                retries: Vec::new(),
-            },
-        );
-        self.event(SignalEvent::Offer {
-            sid: j.sid,
-            from,
-            record,
-            transport,
-        });
-        Reply::Ack
     }
 }

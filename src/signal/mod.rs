@@ -20,12 +20,13 @@
 //! ```
 #![warn(missing_docs)]
 
+mod incoming;
 mod machine;
+mod types;
 pub mod xmpp;
 
 #[cfg(test)]
 mod tests;
 
-pub use machine::{
-    Address, IqFailure, Reply, SignalConfig, SignalEvent, SignalOutput, Signaller, Tag,
-};
+pub use machine::Signaller;
+pub use types::{Address, IqFailure, Reply, SignalConfig, SignalEvent, SignalOutput, Tag};

@@ -1,0 +1,28 @@
+//! Who a node is on its links, and who it lets link to it.
+
+use std::sync::Arc;
+
+use xmpp_ext::record::NodeRecord;
+use zeroize::Zeroizing;
+
+/// Who we are on links: the record we send and the Noise secret that must match it.
+#[derive(Clone)]
+pub struct Identity {
+    /// Our signed record, sent in offers and answers.
+    pub record: NodeRecord,
+    /// The X25519 secret behind the record's Noise key.
+    pub noise_secret: Zeroizing<[u8; 32]>,
+}
+
+impl Identity {
+    /// From a node's secret keys and its signed record.
+    pub fn new(secret: &xmpp_ext::NodeSecret, record: NodeRecord) -> Identity {
+        Identity {
+            record,
+            noise_secret: secret.noise_secret_bytes(),
+        }
+    }
+}
+
+/// Decides whether a verified record may link (ring membership, key pinning, friends only).
+pub type Policy<A> = Arc<dyn Fn(&A, &NodeRecord) -> Result<(), String> + Send + Sync>;
