@@ -258,7 +258,11 @@ impl Node {
             self.near.backoff = (b * 2).min(self.cfg.near_interval);
             b
         };
-        let at = now + next.mul_f64(0.75 + 0.5 * self.uniform());
+        // A due re-join probe does not wait for the next periodic check.
+        let mut at = now + next.mul_f64(0.75 + 0.5 * self.uniform());
+        if self.near.routable && self.near.next_rejoin > now {
+            at = at.min(self.near.next_rejoin);
+        }
         self.timers.set(Timer::Near, at);
     }
 

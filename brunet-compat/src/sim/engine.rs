@@ -50,7 +50,7 @@ pub(crate) struct LinkRec {
 }
 
 pub(crate) struct SimNode {
-    pub(crate) node: Option<Box<Node>>,
+    pub(crate) node: Option<Node>,
     pub(crate) addr: Address,
     pub(crate) links: Vec<u64>,
     pub(crate) joined: Time,
@@ -364,13 +364,13 @@ impl Sim {
                 m.maintenance_msgs += 1;
             }
             let kind = kind_of(&msg);
-            *m.kinds.entry(kind).or_default() += 1;
+            m.kinds[kind] += 1;
             if let Some(b) = &bytes {
                 m.bytes += b.len() as u64;
                 if msg.is_maintenance() {
                     m.maintenance_bytes += b.len() as u64;
                 }
-                *m.kind_bytes.entry(kind).or_default() += b.len() as u64;
+                m.kind_bytes[kind] += b.len() as u64;
             }
         }
         if self.cfg.loss > 0.0 && self.uniform() < self.cfg.loss {

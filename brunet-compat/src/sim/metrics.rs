@@ -28,10 +28,10 @@ pub(crate) struct Metrics {
     pub(crate) first_consistent: Option<f64>,
     pub(crate) report: Option<Report>,
     pub(crate) window_lookups: (u64, u64),
-    pub(crate) kinds: std::collections::BTreeMap<&'static str, u64>,
+    pub(crate) kinds: [u64; MSG_KINDS.len()],
     pub(crate) bytes: u64,
     pub(crate) maintenance_bytes: u64,
-    pub(crate) kind_bytes: std::collections::BTreeMap<&'static str, u64>,
+    pub(crate) kind_bytes: [u64; MSG_KINDS.len()],
 }
 
 /// One sample of the ring over time.
@@ -294,20 +294,17 @@ impl Sim {
                 .copied()
                 .zip(self.event_kinds)
                 .collect(),
-            msgs_by_kind: m
-                .kinds
+            msgs_by_kind: MSG_KINDS
                 .iter()
-                .map(|(k, v)| (*k, r6(*v as f64 / n_live / window)))
+                .zip(m.kinds)
+                .filter(|&(_, v)| v > 0)
+                .map(|(k, v)| (*k, r6(v as f64 / n_live / window)))
                 .collect(),
-            bytes_by_kind: m
-                .kind_bytes
+            bytes_by_kind: MSG_KINDS
                 .iter()
-                .map(|(k, b)| {
-                    (
-                        *k,
-                        r6(*b as f64 / m.kinds.get(k).copied().unwrap_or(1).max(1) as f64),
-                    )
-                })
+                .zip(m.kind_bytes.iter().zip(m.kinds))
+                .filter(|&(_, (&b, _))| b > 0)
+                .map(|(k, (&b, n))| (*k, r6(b as f64 / n.max(1) as f64)))
                 .collect(),
             series: m.series.clone(),
         };
@@ -451,29 +448,51 @@ impl Sim {
     }
 }
 
-/// A short name for a message kind, for the per-kind counts.
-pub(crate) fn kind_of(m: &Msg) -> &'static str {
+/// Names of the message kinds counted per kind.
+pub(crate) const MSG_KINDS: [&str; 18] = [
+    "status",
+    "want_true",
+    "want_false",
+    "close",
+    "ctm",
+    "ctm_reply",
+    "via",
+    "app",
+    "request",
+    "response",
+    "relay_offer",
+    "relay_answer",
+    "relay_fwd",
+    "relay_del",
+    "relay_gone",
+    "dht_store",
+    "dht_drop",
+    "broadcast",
+];
+
+/// The index of a message's kind in [`MSG_KINDS`].
+pub(crate) fn kind_of(m: &Msg) -> usize {
     use crate::ring::Payload;
     match m {
-        Msg::Status { .. } => "status",
-        Msg::Want(true) => "want_true",
-        Msg::Want(false) => "want_false",
-        Msg::Close => "close",
+        Msg::Status { .. } => 0,
+        Msg::Want(true) => 1,
+        Msg::Want(false) => 2,
+        Msg::Close => 3,
         Msg::Routed(r) => match r.payload {
-            Payload::Ctm { .. } => "ctm",
-            Payload::CtmReply { .. } => "ctm_reply",
-            Payload::Via { .. } => "via",
-            Payload::App(_) => "app",
-            Payload::Request { .. } => "request",
-            Payload::Response { .. } => "response",
-            Payload::RelayOffer { .. } => "relay_offer",
-            Payload::RelayAnswer { .. } => "relay_answer",
+            Payload::Ctm { .. } => 4,
+            Payload::CtmReply { .. } => 5,
+            Payload::Via { .. } => 6,
+            Payload::App(_) => 7,
+            Payload::Request { .. } => 8,
+            Payload::Response { .. } => 9,
+            Payload::RelayOffer { .. } => 10,
+            Payload::RelayAnswer { .. } => 11,
         },
-        Msg::RelayFwd { .. } => "relay_fwd",
-        Msg::RelayDel { .. } => "relay_del",
-        Msg::RelayGone { .. } => "relay_gone",
-        Msg::DhtStore { .. } => "dht_store",
-        Msg::DhtDrop { .. } => "dht_drop",
-        Msg::Broadcast { .. } => "broadcast",
+        Msg::RelayFwd { .. } => 12,
+        Msg::RelayDel { .. } => 13,
+        Msg::RelayGone { .. } => 14,
+        Msg::DhtStore { .. } => 15,
+        Msg::DhtDrop { .. } => 16,
+        Msg::Broadcast { .. } => 17,
     }
 }

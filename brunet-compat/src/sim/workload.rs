@@ -33,7 +33,7 @@ impl Sim {
         }
         self.scheduled.push(Time::NEVER);
         self.nodes.push(SimNode {
-            node: Some(Box::new(node)),
+            node: Some(node),
             addr,
             links: Vec::new(),
             joined: self.now,
