@@ -2,12 +2,13 @@
 //!
 //! ```text
 //! ringsim run   [options] [--json FILE] [--svg DIR]   one run, JSON report
-//! ringsim sweep --sizes 100,1000,... [options] --out DIR   hops and cost vs N
+//! ringsim sweep --sizes 100,1000,... [options] [--extra RUN.json]... --out DIR   hops and cost vs N
 //! ringsim relay --sizes 25,50,...    [options] --out DIR   relay vs overlay latency
 //! options: --nodes N --seed S --join-rate R --settle S --steady S --blocked P --loss P
 //!          --churn FRAC --churn-period S --graceful SHARE --mass-leave AT:FRAC
 //!          --lookups R --puts R --gets R --sample S --latency-matrix FILE
 //!          --shortcut-factor F | --shortcuts N --relay-select latency|age
+//!          --wire (messages through the codec: real byte counts) --trace N,M|all
 //! ```
 //! JSON goes to the file or stdout and is byte-identical for a given seed; wall time
 //! and peak memory go to stderr.
@@ -27,6 +28,7 @@ struct Args {
     svg: Option<PathBuf>,
     out: Option<PathBuf>,
     sizes: Vec<usize>,
+    extra: Vec<PathBuf>,
 }
 
 fn parse(argv: &[String]) -> Result<Args, String> {
@@ -42,6 +44,7 @@ fn parse(argv: &[String]) -> Result<Args, String> {
         svg: None,
         out: None,
         sizes: Vec::new(),
+        extra: Vec::new(),
     };
     while let Some(k) = it.next() {
         let mut v = || it.next().cloned().ok_or(format!("{k} needs a value"));
@@ -95,6 +98,7 @@ fn parse(argv: &[String]) -> Result<Args, String> {
             "--json" => a.json = Some(v()?.into()),
             "--svg" => a.svg = Some(v()?.into()),
             "--out" => a.out = Some(v()?.into()),
+            "--extra" => a.extra.push(v()?.into()),
             "--sizes" => {
                 a.sizes = v()?
                     .split(',')
@@ -196,29 +200,53 @@ fn cmd_sweep(a: Args) -> Result<(), String> {
             wall.elapsed().as_secs_f64(),
             peak_rss_mb()
         );
-        rows.push(r);
+        rows.push(serde_json::to_value(&r).map_err(|e| e.to_string())?);
     }
+    // Reports of separate `run`s (say the 10^5-node one) join the table and plots.
+    for path in &a.extra {
+        let text = fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        rows.push(serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?);
+    }
+    rows.sort_by(|x, y| x["nodes"].as_u64().cmp(&y["nodes"].as_u64()));
+    const KEYS: [&str; 16] = [
+        "nodes",
+        "hops_mean",
+        "hops_p99",
+        "hops_target",
+        "lookup_success",
+        "dht_get_success",
+        "consistent_end",
+        "consistent_steady_min",
+        "time_to_consistent_s",
+        "maintenance_per_node_s",
+        "msgs_per_node_s",
+        "memory_per_peer",
+        "peers_mean",
+        "shortcuts_mean",
+        "steady_s",
+        "events",
+    ];
     let summary: Vec<serde_json::Value> = rows
         .iter()
         .map(|r| {
-            serde_json::json!({
-                "nodes": r.nodes, "hops_mean": r.hops_mean, "hops_p99": r.hops_p99,
-                "hops_target": r.hops_target, "lookup_success": r.lookup_success,
-                "dht_get_success": r.dht_get_success, "consistent_end": r.consistent_end,
-                "time_to_consistent_s": r.time_to_consistent_s,
-                "maintenance_per_node_s": r.maintenance_per_node_s,
-                "memory_per_peer": r.memory_per_peer, "peers_mean": r.peers_mean,
-                "shortcuts_mean": r.shortcuts_mean,
-            })
+            KEYS.iter()
+                .map(|k| (k.to_string(), r[*k].clone()))
+                .collect::<serde_json::Map<_, _>>()
+                .into()
         })
         .collect();
     write(
         &out.join("sweep.json"),
         &(serde_json::to_string_pretty(&summary).map_err(|e| e.to_string())? + "\n"),
     )?;
-    let pts = |f: fn(&Report) -> f64| {
+    let pts = |k: &str| {
         rows.iter()
-            .map(|r| (r.nodes as f64, f(r)))
+            .map(|r| {
+                (
+                    r["nodes"].as_f64().unwrap_or(0.0),
+                    r[k].as_f64().unwrap_or(0.0),
+                )
+            })
             .collect::<Vec<_>>()
     };
     let hops = line_chart(
@@ -228,17 +256,17 @@ fn cmd_sweep(a: Args) -> Result<(), String> {
         &[
             Series {
                 name: "mean".into(),
-                points: pts(|r| r.hops_mean),
+                points: pts("hops_mean"),
                 dashed: false,
             },
             Series {
                 name: "p99".into(),
-                points: pts(|r| f64::from(r.hops_p99)),
+                points: pts("hops_p99"),
                 dashed: false,
             },
             Series {
                 name: "0.5·log2 N + 1".into(),
-                points: pts(|r| r.hops_target),
+                points: pts("hops_target"),
                 dashed: true,
             },
         ],
@@ -251,7 +279,7 @@ fn cmd_sweep(a: Args) -> Result<(), String> {
         "msgs / node / s",
         &[Series {
             name: "maintenance".into(),
-            points: pts(|r| r.maintenance_per_node_s),
+            points: pts("maintenance_per_node_s"),
             dashed: false,
         }],
         true,
@@ -263,7 +291,7 @@ fn cmd_sweep(a: Args) -> Result<(), String> {
         "bytes",
         &[Series {
             name: "bytes / peer".into(),
-            points: pts(|r| r.memory_per_peer),
+            points: pts("memory_per_peer"),
             dashed: false,
         }],
         true,

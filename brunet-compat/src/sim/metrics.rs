@@ -57,6 +57,16 @@ pub struct Report {
     pub nodes: usize,
     /// Seed.
     pub seed: u64,
+    /// Joins per second while the ring was built.
+    pub join_rate: f64,
+    /// Seconds between the last join and the measured phase.
+    pub settle_s: f64,
+    /// Length of the measured (steady) phase, seconds.
+    pub steady_s: f64,
+    /// Share of node pairs that could not link directly.
+    pub blocked: f64,
+    /// Share of nodes replaced per churn period.
+    pub churn_frac: f64,
     /// Live nodes at the end.
     pub live_end: usize,
     /// Seconds the joins took.
@@ -252,6 +262,11 @@ impl Sim {
         let report = Report {
             nodes: self.cfg.nodes,
             seed: self.cfg.seed,
+            join_rate: self.cfg.join_rate,
+            settle_s: self.cfg.settle_s,
+            steady_s: self.cfg.steady_s,
+            blocked: self.cfg.blocked,
+            churn_frac: self.cfg.churn_frac,
             live_end: live.len(),
             join_s: r6(self.join_end.as_secs_f64()),
             time_to_consistent_s: m.first_consistent.map(r6),
