@@ -24,6 +24,7 @@ pub(super) use super::generation::Slot;
 use super::ice::{self, IceConfig, PathHint, Servers};
 use super::link::{Link, PathConn};
 use super::shared::{DriverNote, Shared};
+use super::tunnel::DownReason;
 
 /// From the manager to a driver.
 #[derive(Debug)]
@@ -171,12 +172,14 @@ impl Driver {
                         return self.stop(e, Some(Reason::SecurityError)).await;
                     }
                     DriverNote::Down(why) => {
-                        let (e, reason) = match (self.up, why == "closed") {
-                            (_, true) => (LinkError::Closed, Reason::Success),
-                            (true, false) => (LinkError::Closed, Reason::ConnectivityError),
+                        let (e, reason) = match (self.up, why) {
+                            (_, DownReason::LocalClose | DownReason::PeerClosed(_)) => {
+                                (LinkError::Closed, Reason::Success)
+                            }
+                            (true, _) => (LinkError::Closed, Reason::ConnectivityError),
                             // A path but no handshake: the keys do not match the records.
-                            (false, false) => (
-                                LinkError::Refused { peer: self.p.peer.clone(), reason: format!("Noise handshake failed ({why}): the peer's key may not match its record") },
+                            (false, _) => (
+                                LinkError::Refused { peer: self.p.peer.clone(), reason: "Noise handshake failed on a working path: the peer's key may not match its record".into() },
                                 Reason::SecurityError,
                             ),
                         };
@@ -229,9 +232,21 @@ impl Driver {
                 if tcp {
                     jc.priority = ice::tcp_relay_priority(jc.priority);
                 }
+                let relay = c.candidate_type() == CandidateType::Relay;
                 let s = self.slots.iter_mut().find(|s| s.generation == generation)?;
                 if !s.announced {
                     s.held.push(jc);
+                    // The relays are what the wait is for: once one is in, the others (UDP
+                    // and TCP to the same servers) get a moment, not the whole wait, which a
+                    // site whose UDP STUN/TURN never answer would otherwise always sit out.
+                    if relay && !s.relay_held {
+                        s.relay_held = true;
+                        let tx = self.ev_tx.clone();
+                        tokio::spawn(async move {
+                            tokio::time::sleep(RELAY_SETTLE).await;
+                            let _ = tx.send(EvBox(Ev::GatherDeadline(generation)));
+                        });
+                    }
                     return None;
                 }
                 let t = IceUdpTransport {
@@ -305,6 +320,9 @@ impl Driver {
         None
     }
 }
+
+/// How long the controlled side still holds its credentials after its first relay candidate.
+const RELAY_SETTLE: Duration = Duration::from_millis(200);
 
 /// An agent event, boxed so the channel type can stay private.
 pub(super) struct EvBox(pub(super) Ev);

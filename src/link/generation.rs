@@ -30,6 +30,8 @@ pub(super) struct Slot {
     /// Credentials sent to the peer (until then, candidates are held).
     pub(super) announced: bool,
     pub(super) held: Vec<Candidate>,
+    /// A relay candidate is among those held.
+    pub(super) relay_held: bool,
 }
 
 impl Driver {
@@ -80,6 +82,7 @@ impl Driver {
             first,
             announced: false,
             held: Vec::new(),
+            relay_held: false,
         });
         if self.p.controlling {
             self.announce(generation);

@@ -16,8 +16,13 @@ use super::ice::PathInfo;
 use super::shared::Shared;
 use super::tunnel::{TunnelStats, buffer_for};
 
-/// Largest datagram a link carries (IP fragments what the path's MTU does not take).
-pub const MAX_DATAGRAM: usize = 16 * 1024;
+/// Largest datagram a link carries (IP fragments what the path's MTU does not take). Its
+/// packet must fit the 8192 bytes webrtc-ice reads per UDP datagram (`RECEIVE_MTU`): anything
+/// longer would arrive cut short and fail authentication, or end a relay candidate's reader.
+pub const MAX_DATAGRAM: usize = PATH_MTU - 64;
+
+/// The most a path delivers in one datagram (webrtc-ice's receive buffer).
+pub(super) const PATH_MTU: usize = 8192;
 
 /// A datagram path: an ICE connection, or anything else that sends to one peer.
 pub type PathConn = Arc<dyn Conn + Send + Sync>;
@@ -138,3 +143,6 @@ impl Link {
         let _ = self.close.send(());
     }
 }
+
+// A full datagram's packet fits what the path delivers.
+const _: () = assert!(MAX_DATAGRAM + super::wire::DATA_OVERHEAD <= PATH_MTU);

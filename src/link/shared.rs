@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::{Notify, broadcast, mpsc};
 
 use super::ice::{PathInfo, PathKind};
-use super::link::{LinkEvent, LinkState, LinkStatus, PathConn};
+use super::link::{LinkEvent, LinkState, LinkStatus, PATH_MTU, PathConn};
 use super::tunnel::{DownReason, Output, Tunnel, TunnelEvent, TunnelStats, buffer_for};
 
 pub(super) struct Core {
@@ -49,7 +49,7 @@ pub(super) struct Shared {
 pub(super) enum DriverNote {
     Up,
     Stale,
-    Down(String),
+    Down(DownReason),
     Refused(String),
 }
 
@@ -154,8 +154,8 @@ impl Shared {
                         DownReason::HandshakeTimeout => "no handshake".into(),
                         DownReason::LocalClose => "closed".into(),
                     };
-                    let _ = self.events.send(LinkEvent::Down(why.clone()));
-                    let _ = self.to_driver.send(DriverNote::Down(why));
+                    let _ = self.events.send(LinkEvent::Down(why));
+                    let _ = self.to_driver.send(DriverNote::Down(r));
                 }
             }
         }
@@ -205,11 +205,14 @@ impl Shared {
 
 fn spawn_reader(shared: Arc<Shared>, conn: PathConn, generation: u32) {
     tokio::spawn(async move {
-        let mut buf = vec![0u8; 65536];
-        let mut out = vec![0u8; 65536];
+        // Nothing longer comes out of webrtc-ice; `out` holds what decapsulating writes.
+        let mut buf = vec![0u8; PATH_MTU];
+        let mut out = vec![0u8; PATH_MTU];
         loop {
             let n = match conn.recv(&mut buf).await {
                 Ok(n) => n,
+                // A datagram longer than the buffer is dropped, not the reader.
+                Err(e) if e.to_string().contains("short") => continue,
                 Err(e) => {
                     tracing::debug!(%e, generation, "path reader ends");
                     return;
