@@ -78,6 +78,42 @@ impl Ring {
         r
     }
 
+    /// `n` nodes that each start a ring of their own, as chamber's daemon does (no node
+    /// knows whether it is first); leaf links then follow the friend graph `friends`,
+    /// `stagger` apart, as friends come online. Runs until `settle` after the last.
+    pub fn friends(
+        n: usize,
+        seed: u64,
+        friends: &[(usize, usize)],
+        stagger: Duration,
+        settle: Duration,
+    ) -> Ring {
+        let mut r = Ring::build(0, seed, |_| Config::with_seed(0), Duration::ZERO);
+        let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+        for i in 0..n {
+            let mut b = [0u8; 20];
+            for c in b.iter_mut() {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                *c = x as u8;
+            }
+            let addr = Address::ah(b);
+            let mut node = Node::new(Config::with_seed(seed ^ i as u64), addr, r.now);
+            node.create_ring();
+            r.nodes.push(Some(node));
+            r.addrs.push(addr);
+            r.deadlines.push(Time::ZERO);
+            r.drain(i);
+        }
+        for &(a, b) in friends {
+            r.link(a, b, true);
+            r.run_for(stagger);
+        }
+        r.run_for(settle);
+        r
+    }
+
     fn push(&mut self, at: Time, item: Item) {
         self.seq += 1;
         self.queue.insert((at, self.seq), item);
