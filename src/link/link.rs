@@ -5,7 +5,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tokio::sync::{broadcast, mpsc};
 use webrtc_util::Conn;
@@ -14,7 +14,7 @@ use xmpp_ext::record::NodeRecord;
 use super::error::LinkError;
 use super::ice::PathInfo;
 use super::shared::Shared;
-use super::tunnel::{TunnelStats, buffer_for};
+use super::tunnel::TunnelStats;
 
 /// Largest datagram a link carries (IP fragments what the path's MTU does not take). Its
 /// packet must fit the 8192 bytes webrtc-ice reads per UDP datagram (`RECEIVE_MTU`): anything
@@ -101,25 +101,7 @@ impl Link {
 
     /// Encrypts and sends one datagram on the current path.
     pub async fn send(&self, data: &[u8]) -> Result<(), LinkError> {
-        if data.len() > MAX_DATAGRAM {
-            return Err(LinkError::TooLarge(data.len()));
-        }
-        let mut buf = vec![0u8; buffer_for(data.len())];
-        let (conn, n) = {
-            let mut c = self.shared.lock();
-            let conn = c.conn.clone().ok_or(LinkError::NoPath)?;
-            let n = c
-                .tunnel
-                .encapsulate(Instant::now(), data, &mut buf)
-                .map_err(|_| LinkError::NoPath)?;
-            // A send may start the probe clock (nothing heard back yet).
-            if c.timer_late() {
-                self.shared.wake.notify_one();
-            }
-            (conn, n)
-        };
-        conn.send(&buf[..n]).await.map_err(|_| LinkError::NoPath)?;
-        Ok(())
+        super::sender::send_on(&self.shared, data).await
     }
 
     /// The next datagram; `None` once the link is over.

@@ -56,6 +56,7 @@ mod manager;
 mod receive;
 pub mod replay;
 pub mod servers;
+mod sender;
 mod session;
 mod shared;
 pub mod timers;
@@ -73,6 +74,7 @@ pub use handshake::HandshakeError;
 pub use ice::{IceConfig, IceServer, PathHint, PathInfo, PathKind, Servers};
 pub use identity::{Identity, Policy};
 pub use link::{Link, LinkEvent, LinkState, LinkStatus, MAX_DATAGRAM};
+pub use sender::LinkSender;
 pub use manager::{Incoming, Linker};
 pub use timers::Timer;
 pub use tunnel::{
