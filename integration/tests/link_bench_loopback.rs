@@ -124,7 +124,7 @@ fn node(
     });
     let (linker, incoming) = Linker::spawn(
         jid.clone(),
-        Identity::new(&secret, record),
+        Identity::new(&secret, record, &link_common::ring()),
         via,
         loopback_linker(),
         policy,

@@ -98,7 +98,7 @@ pub async fn start_with(
     }
     linker_cfg.servers = servers.clone();
     let record = NodeRecord::new(record_secret, ring().ring_id(), Capabilities::empty(), 1);
-    let identity = Identity::new(noise_secret, record);
+    let identity = Identity::new(noise_secret, record, &ring());
     let ring_id = ring().ring_id();
     let policy: chamber::link::Policy<FullJid> = Arc::new(move |_, r: &NodeRecord| {
         if r.ring() == ring_id {

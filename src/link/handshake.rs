@@ -1,4 +1,5 @@
-//! The Noise handshake of a link: `Noise_IK_25519_ChaChaPoly_BLAKE2s` (Noise §7.5), run by snow.
+//! The Noise handshake of a link: `Noise_IKpsk2_25519_ChaChaPoly_BLAKE2s` (Noise §7.5 and §9),
+//! run by snow.
 //!
 //! Why IK and not XX: both ends already hold each other's static key from the signed node record
 //! swapped in the Jingle offer and answer, which is exactly IK's premise ("the initiator knows
@@ -15,7 +16,10 @@
 //!   <- e, ee, se               message 2, empty payload
 //! ```
 //!
-//! The prologue binds the handshake to its Jingle session (the caller passes the session id), so
+//! The pre-shared key is the ring's link key ([`xmpp_ext::RingSecret::link_psk`]): only members
+//! holding the ring secret complete a handshake, whatever their records claim (psk2, as in
+//! WireGuard: mixed in at the end of message 2, so the initiator checks it before sending
+//! anything). The prologue binds the handshake to its Jingle session (the caller passes the session id), so
 //! a handshake recorded in one session is useless in any other.
 
 use snow::HandshakeState;
@@ -25,14 +29,15 @@ use super::cipher::CipherKey;
 use super::wire::{INIT_NOISE_LEN, INIT_PAYLOAD_LEN, RESP_NOISE_LEN};
 
 /// The Noise protocol name.
-pub const PROTOCOL: &str = "Noise_IK_25519_ChaChaPoly_BLAKE2s";
+pub const PROTOCOL: &str = "Noise_IKpsk2_25519_ChaChaPoly_BLAKE2s";
 
 /// Why a handshake message was not accepted.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum HandshakeError {
-    /// The Noise message did not decrypt: wrong keys, wrong session, or forged.
-    #[error("Noise message did not authenticate")]
+    /// The Noise message did not decrypt: wrong keys, another ring's key, wrong session, or
+    /// forged.
+    #[error("Noise message did not authenticate (wrong keys, or not a member of this ring)")]
     Decrypt,
     /// The peer authenticated with a static key other than the one in its signed record.
     #[error("the peer's Noise key {got} is not the one in its signed record ({expected})")]
@@ -61,6 +66,7 @@ pub struct Keys {
 fn builder<'a>(
     local: &'a [u8; 32],
     prologue: &'a [u8],
+    psk: &'a [u8; 32],
 ) -> Result<snow::Builder<'a>, HandshakeError> {
     let params = PROTOCOL
         .parse()
@@ -68,6 +74,7 @@ fn builder<'a>(
     snow::Builder::new(params)
         .local_private_key(local)
         .and_then(|b| b.prologue(prologue))
+        .and_then(|b| b.psk(2, psk))
         .map_err(|e| HandshakeError::Setup(e.to_string()))
 }
 
@@ -83,10 +90,11 @@ impl Initiator {
         local: &[u8; 32],
         remote: &[u8; 32],
         prologue: &[u8],
+        psk: &[u8; 32],
         attempt: u64,
         out: &mut [u8],
     ) -> Result<Initiator, HandshakeError> {
-        let mut state = builder(local, prologue)?
+        let mut state = builder(local, prologue, psk)?
             .remote_public_key(remote)
             .and_then(|b| b.build_initiator())
             .map_err(|e| HandshakeError::Setup(e.to_string()))?;
@@ -118,11 +126,12 @@ pub fn respond(
     local: &[u8; 32],
     expected_remote: &[u8; 32],
     prologue: &[u8],
+    psk: &[u8; 32],
     last_attempt: Option<u64>,
     msg1: &[u8],
     out: &mut [u8],
 ) -> Result<(Keys, u64), HandshakeError> {
-    let mut state = builder(local, prologue)?
+    let mut state = builder(local, prologue, psk)?
         .build_responder()
         .map_err(|e| HandshakeError::Setup(e.to_string()))?;
     let mut payload = Zeroizing::new([0u8; 64]);

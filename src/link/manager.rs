@@ -181,7 +181,7 @@ where
         let key = remote
             .as_ref()
             .map_or([0u8; 32], |(r, _)| r.keys().noise_bytes());
-        let tunnel = Tunnel::new(
+        let mut tunnel = Tunnel::new(
             role,
             &self.identity.noise_secret,
             key,
@@ -190,6 +190,7 @@ where
             self.cfg.tunnel.clone(),
             Instant::now(),
         );
+        tunnel.set_psk(&self.identity.ring_psk);
         let (notes_tx, notes_rx) = mpsc::unbounded_channel();
         let (shared, rx) = Shared::new(tunnel, notes_tx);
         spawn_timers(shared.clone());

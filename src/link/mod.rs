@@ -55,8 +55,8 @@ mod link;
 mod manager;
 mod receive;
 pub mod replay;
-pub mod servers;
 mod sender;
+pub mod servers;
 mod session;
 mod shared;
 pub mod timers;
@@ -74,8 +74,8 @@ pub use handshake::HandshakeError;
 pub use ice::{IceConfig, IceServer, PathHint, PathInfo, PathKind, Servers};
 pub use identity::{Identity, Policy};
 pub use link::{Link, LinkEvent, LinkState, LinkStatus, MAX_DATAGRAM};
-pub use sender::LinkSender;
 pub use manager::{Incoming, Linker};
+pub use sender::LinkSender;
 pub use timers::Timer;
 pub use tunnel::{
     DownReason, Output, Role, SendError, Tunnel, TunnelEvent, TunnelStats, buffer_for,

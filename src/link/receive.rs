@@ -71,6 +71,7 @@ impl Tunnel {
             &self.local_secret,
             &self.remote_static,
             &self.prologue,
+            &self.psk,
             self.last_attempt,
             noise,
             &mut dst[12..RESP_LEN - 4],

@@ -116,6 +116,35 @@ fn a_key_other_than_the_record_is_refused() {
 }
 
 #[test]
+fn another_rings_key_is_refused_by_the_initiator_and_neither_end_comes_up() {
+    // Right static keys, but B holds another ring's link key.
+    let mut p = pair();
+    p.a.set_psk(&[1; 32]);
+    p.b.set_psk(&[2; 32]);
+    let n = p.a.initiate(p.now, &mut p.buf).unwrap();
+    let m1 = p.buf[..n].to_vec();
+    let (m2, _) = deliver(&mut p.b, p.now, &m1);
+    let (confirm, _) = deliver(
+        &mut p.a,
+        p.now,
+        &m2.expect("B answers: psk2 is checked in message 2"),
+    );
+    assert_eq!(
+        confirm, None,
+        "A must not confirm a session under another ring's key"
+    );
+    // Counted, not reported: a forged answer looks the same.
+    assert_eq!(p.a.stats().dropped_handshake, 1);
+    assert!(!events(&mut p.a).contains(&TunnelEvent::Up));
+    assert!(!p.a.is_up() && !p.b.is_up());
+    // The same keys link.
+    let mut q = pair();
+    q.a.set_psk(&[3; 32]);
+    q.b.set_psk(&[3; 32]);
+    q.handshake();
+}
+
+#[test]
 fn a_responder_without_the_recorded_key_cannot_answer_and_the_initiator_gives_up() {
     let mut p = pair_with(TunnelConfig::default(), [0x44; 32], public_key(&A));
     let n = p.a.initiate(p.now, &mut p.buf).unwrap();

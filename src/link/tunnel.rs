@@ -36,6 +36,8 @@ pub struct Tunnel {
     pub(super) local_secret: Zeroizing<[u8; 32]>,
     pub(super) remote_static: [u8; 32],
     pub(super) prologue: Vec<u8>,
+    /// The ring's link key ([`Tunnel::set_psk`]); all zero until set.
+    pub(super) psk: Zeroizing<[u8; 32]>,
     pub(super) next_index: u32,
     /// Initiator: the message 1 in flight, and when the first attempt started.
     pub(super) pending: Option<Pending>,
@@ -85,6 +87,7 @@ impl Tunnel {
             local_secret: Zeroizing::new(*local_secret),
             remote_static,
             prologue,
+            psk: Zeroizing::new([0; 32]),
             next_index: index_seed,
             pending: None,
             handshake_started: None,
@@ -105,6 +108,11 @@ impl Tunnel {
             stats: TunnelStats::default(),
             created: None,
         }
+    }
+
+    /// Sets the pre-shared key (the ring's link key): both ends must hold the same one.
+    pub fn set_psk(&mut self, psk: &[u8; 32]) {
+        self.psk = Zeroizing::new(*psk);
     }
 
     /// Sets the peer's Noise key when it was not known at creation (an initiator learns it
@@ -155,6 +163,7 @@ impl Tunnel {
             &self.local_secret,
             &self.remote_static,
             &self.prologue,
+            &self.psk,
             self.attempt,
             &mut dst[8..INIT_LEN],
         ) {

@@ -16,6 +16,8 @@ use crate::Error;
 
 /// Domain prefix for [`RingId::derive`].
 const RING_ID_DOMAIN: &[u8] = b"chamber/ring-id/v1\0";
+/// Domain prefix for [`RingSecret::link_psk`].
+const LINK_PSK_DOMAIN: &[u8] = b"chamber/ring-link-psk/v1\0";
 
 /// The secret shared by a ring's members, handed out in invites. Wiped when dropped.
 #[derive(Clone, PartialEq, Eq, Zeroize, ZeroizeOnDrop)]
@@ -42,6 +44,15 @@ impl RingSecret {
     /// The public id of the ring this secret belongs to.
     pub fn ring_id(&self) -> RingId {
         RingId::derive(&self.0)
+    }
+
+    /// The pre-shared key of the ring's Noise handshakes: proves membership on every link,
+    /// and is unrelated to the public [`RingId`] (another domain).
+    pub fn link_psk(&self) -> zeroize::Zeroizing<[u8; 32]> {
+        let mut h = Sha256::new();
+        h.update(LINK_PSK_DOMAIN);
+        h.update(self.0);
+        zeroize::Zeroizing::new(h.finalize().into())
     }
 }
 
