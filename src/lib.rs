@@ -9,4 +9,5 @@ pub mod link;
 pub mod node;
 pub mod reflect;
 pub mod rendezvous;
+pub mod runtime;
 pub mod signal;

@@ -7,6 +7,7 @@ use std::time::Duration;
 use super::{CliError, load, print_json};
 use crate::control::{self, Request};
 use crate::node::{self, NodeSetup};
+use crate::runtime::PingReport;
 
 pub(super) async fn up(config_path: &Path) -> Result<(), CliError> {
     let setup = NodeSetup::load(Some(config_path))?;
@@ -66,5 +67,51 @@ pub(super) async fn stop(config_path: &Path) -> Result<(), CliError> {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     println!("stopped");
+    Ok(())
+}
+
+pub(super) async fn ping(
+    config_path: &Path,
+    target: &str,
+    count: u32,
+    json: bool,
+) -> Result<(), CliError> {
+    let path = socket(config_path)?;
+    let mut answered = 0;
+    for i in 0..count {
+        if i > 0 {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        let req = Request::Ping {
+            target: target.to_owned(),
+        };
+        let r = control::request(&path, &req, Duration::from_secs(10)).await?;
+        match (r.status, r.error) {
+            (Some(v), _) => {
+                answered += 1;
+                let report: PingReport = serde_json::from_value(v).map_err(|e| {
+                    CliError::Usage(format!("the daemon's answer is unreadable: {e}"))
+                })?;
+                if json {
+                    print_json(&report)?;
+                } else {
+                    println!(
+                        "reply from {} over ring {}: {} hops out, {} back, {:.1} ms",
+                        report.target,
+                        report.ring,
+                        report.hops_out,
+                        report.hops_back,
+                        report.rtt_ms
+                    );
+                }
+            }
+            (None, e) => eprintln!("no reply: {}", e.unwrap_or_default()),
+        }
+    }
+    if answered == 0 {
+        return Err(CliError::Usage(format!(
+            "{target} did not answer; check `chamber status` (is the ring connected?)"
+        )));
+    }
     Ok(())
 }

@@ -48,6 +48,17 @@ pub enum Command {
     },
     /// Stop the running node cleanly
     Stop,
+    /// Echo over the ring to a member (`brunet:node:…` address, or a friend's JID)
+    Ping {
+        /// The member's ring address or JID
+        target: String,
+        /// How many echoes
+        #[arg(short, long, default_value_t = 3)]
+        count: u32,
+        /// Print JSON instead of text
+        #[arg(long)]
+        json: bool,
+    },
     /// Check the network: STUN/TURN offered by each server, public address, NAT type
     Netcheck {
         /// Print JSON instead of text
@@ -130,6 +141,11 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Up => daemon::up(&config_path).await,
         Command::Status { json } => daemon::status(&config_path, json).await,
         Command::Stop => daemon::stop(&config_path).await,
+        Command::Ping {
+            target,
+            count,
+            json,
+        } => daemon::ping(&config_path, &target, count, json).await,
         Command::Netcheck { json, stun } => netcheck::run(&config_path, json, &stun).await,
     }
 }

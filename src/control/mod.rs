@@ -27,6 +27,11 @@ pub enum Request {
     Status,
     /// Shut down cleanly.
     Stop,
+    /// Echo over the ring to a `brunet:node:` address or a friend's JID.
+    Ping {
+        /// The address or JID.
+        target: String,
+    },
 }
 
 /// The answer.
@@ -37,7 +42,8 @@ pub struct Response {
     /// What went wrong, if not.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
-    /// The status, for [`Request::Status`].
+    /// The answer's payload: the status for [`Request::Status`], the report for
+    /// [`Request::Ping`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status: Option<serde_json::Value>,
 }

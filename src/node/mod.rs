@@ -10,6 +10,7 @@
 //! ```
 #![warn(missing_docs)]
 
+mod bridge;
 mod reflection;
 mod setup;
 mod status;
@@ -22,12 +23,13 @@ use tokio::time::Instant;
 use tokio_xmpp::Stanza;
 use xmpp_ext::NodeSecret;
 
-pub use setup::{NodeError, NodeSetup, ring_membership};
+pub use setup::{NodeError, NodeSetup, ring_spec};
 pub use status::{FriendStatus, NodeStatus, RingStatus};
 
 use crate::account::{AccountEvent, AccountHandle, IqError, unix_ms};
 use crate::control::{self, Request, Response};
 use crate::rendezvous::{FriendEvent, Output, Rendezvous};
+use crate::runtime::{RuntimeConfig, RuntimeHandle};
 use status::FriendTable;
 
 /// How long each account gets to close its stream on shutdown.
@@ -53,6 +55,12 @@ pub async fn run(setup: NodeSetup, shutdown: impl Future<Output = ()>) -> Result
     let (iq_tx, mut iq_results) = mpsc::unbounded_channel::<(u64, Result<_, IqError>)>();
     let (net_tx, mut net_rx) = mpsc::channel(4);
     let public = setup.secret.public();
+    let runtime = RuntimeHandle::spawn(
+        &setup.secret,
+        setup.ring_specs.clone(),
+        handles.clone(),
+        RuntimeConfig::default(),
+    );
     let mut rv = Rendezvous::new(
         NodeSecret::from_bytes(&setup.secret.to_bytes()),
         setup.rings.clone(),
@@ -84,6 +92,7 @@ pub async fn run(setup: NodeSetup, shutdown: impl Future<Output = ()>) -> Result
                 let now = Instant::now().into_std();
                 match ev {
                     AccountEvent::Online { bound_jid, resumed } => {
+                        runtime.account_online(i, bound_jid.clone()).await;
                         rv.online(i, bound_jid, resumed, now);
                         if !node.netcheck_started {
                             node.netcheck_started = true;
@@ -93,20 +102,40 @@ pub async fn run(setup: NodeSetup, shutdown: impl Future<Output = ()>) -> Result
                     AccountEvent::Offline => rv.offline(i),
                     AccountEvent::Stanza(st) => match *st {
                         Stanza::Presence(p) => rv.presence(i, p, now),
-                        Stanza::Iq(iq) => rv.iq_request(i, iq, now),
+                        Stanza::Iq(iq) => {
+                            if let Some(iq) = bridge::jingle_iq(&runtime, &mut rv, &handles, i, iq) {
+                                rv.iq_request(i, iq, now);
+                            }
+                        }
                         Stanza::Message(_) => {}
                     },
                 }
             }
             Some((token, result)) = iq_results.recv() => rv.iq_result(token, result, Instant::now().into_std()),
-            Some(report) = net_rx.recv() => node.status.net = Some(report),
-            Some((req, reply)) = control_rx.recv() => {
-                let stop = req == Request::Stop;
-                let _ = reply.send(node.answer(&req, &handles, &rv));
-                if stop {
+            Some(report) = net_rx.recv() => {
+                runtime.hint(bridge::hint(&report)).await;
+                node.status.net = Some(report);
+            }
+            Some((req, reply)) = control_rx.recv() => match req {
+                Request::Stop => {
+                    let _ = reply.send(Response::ok(None));
                     break;
                 }
-            }
+                Request::Ping { target } => {
+                    let rt = runtime.clone();
+                    tokio::spawn(async move {
+                        let answer = match rt.ping(target).await {
+                            Ok(report) => Response::ok(serde_json::to_value(report).ok()),
+                            Err(e) => Response::error(&e),
+                        };
+                        let _ = reply.send(answer);
+                    });
+                }
+                Request::Status => {
+                    let overlay = runtime.status().await;
+                    let _ = reply.send(node.status(&handles, &rv, overlay));
+                }
+            },
             () = sleep_until(wake) => rv.handle_timeout(Instant::now().into_std()),
         }
         while let Some(out) = rv.poll_output() {
@@ -125,11 +154,15 @@ pub async fn run(setup: NodeSetup, shutdown: impl Future<Output = ()>) -> Result
                         let _ = tx.send((token, h.iq(iq, timeout).await));
                     });
                 }
-                Output::Event(ev) => node.record(ev),
+                Output::Event(ev) => {
+                    bridge::friend_event(&runtime, &handles, &ev).await;
+                    node.record(ev);
+                }
             }
         }
     }
-    tracing::info!("shutting down: closing every account");
+    tracing::info!("shutting down: leaving the rings, closing every account");
+    runtime.shutdown().await;
     futures::future::join_all(handles.iter().map(|h| h.close(CLOSE_TIMEOUT))).await;
     server.abort();
     let _ = std::fs::remove_file(&setup.control_socket);
@@ -168,31 +201,32 @@ impl Node {
         }
     }
 
-    fn answer(&mut self, req: &Request, handles: &[AccountHandle], rv: &Rendezvous) -> Response {
-        match req {
-            Request::Stop => Response::ok(None),
-            Request::Status => {
-                let mut s = self.status.clone();
-                s.accounts = handles.iter().map(AccountHandle::status).collect();
-                s.rings = rv
-                    .rings()
-                    .iter()
-                    .map(|r| RingStatus {
-                        name: r.name.clone(),
-                        id: r.id.to_hex(),
-                        friends: self
-                            .friends
-                            .values()
-                            .filter(|f| f.friend.ring == r.name)
-                            .cloned()
-                            .collect(),
-                    })
-                    .collect();
-                match serde_json::to_value(&s) {
-                    Ok(v) => Response::ok(Some(v)),
-                    Err(e) => Response::error(&e.to_string()),
-                }
-            }
+    fn status(
+        &self,
+        handles: &[AccountHandle],
+        rv: &Rendezvous,
+        overlay: Vec<crate::runtime::RingView>,
+    ) -> Response {
+        let mut s = self.status.clone();
+        s.accounts = handles.iter().map(AccountHandle::status).collect();
+        s.rings = rv
+            .rings()
+            .iter()
+            .map(|r| RingStatus {
+                name: r.name.clone(),
+                id: r.id.to_hex(),
+                friends: self
+                    .friends
+                    .values()
+                    .filter(|f| f.friend.ring == r.name)
+                    .cloned()
+                    .collect(),
+                overlay: overlay.iter().find(|o| o.name == r.name).cloned(),
+            })
+            .collect();
+        match serde_json::to_value(&s) {
+            Ok(v) => Response::ok(Some(v)),
+            Err(e) => Response::error(&e.to_string()),
         }
     }
 }

@@ -11,6 +11,7 @@ use crate::config::{Config, ConfigError, Paths, RingEntry, SecretRef};
 use crate::control::ControlError;
 use crate::keystore::{Keystore, KeystoreError, SecretName};
 use crate::rendezvous::{RendezvousOptions, RingMembership};
+use crate::runtime::RingSpec;
 
 /// Why a node could not start or run.
 #[derive(Debug, thiserror::Error)]
@@ -60,6 +61,8 @@ pub struct NodeSetup {
     pub accounts: Vec<AccountConfig>,
     /// The rings, with their ids.
     pub rings: Vec<RingMembership>,
+    /// The rings' secrets, for the runtime (same order as `rings`).
+    pub ring_specs: Vec<RingSpec>,
     /// Connection tuning.
     pub link: LinkOptions,
     /// Liveness checks of friends.
@@ -84,11 +87,18 @@ impl NodeSetup {
             let password = keystore.password(&a.jid)?;
             accounts.push(a.to_login(&password));
         }
-        let rings = config
+        let ring_specs = config
             .rings
             .iter()
-            .map(|r| ring_membership(r, &keystore))
+            .map(|r| ring_spec(r, &keystore))
             .collect::<Result<Vec<_>, _>>()?;
+        let rings: Vec<RingMembership> = ring_specs
+            .iter()
+            .map(|s| RingMembership {
+                name: s.name.clone(),
+                id: s.secret.ring_id(),
+            })
+            .collect();
         if rings.is_empty() {
             tracing::warn!("no [[ring]] configured: friends cannot discover this node");
         }
@@ -107,14 +117,15 @@ impl NodeSetup {
             secret,
             accounts,
             rings,
+            ring_specs,
             link,
             rendezvous,
         })
     }
 }
 
-/// A ring's id from its secret, wherever the configuration says it is.
-pub fn ring_membership(r: &RingEntry, keystore: &Keystore) -> Result<RingMembership, NodeError> {
+/// A ring's secret, wherever the configuration says it is.
+pub fn ring_spec(r: &RingEntry, keystore: &Keystore) -> Result<RingSpec, NodeError> {
     let err = |reason: String| NodeError::RingSecret {
         ring: r.name.clone(),
         reason,
@@ -133,9 +144,9 @@ pub fn ring_membership(r: &RingEntry, keystore: &Keystore) -> Result<RingMembers
         }
         SecretRef::File(path) => read_secret_file(path).map_err(err)?,
     };
-    Ok(RingMembership {
+    Ok(RingSpec {
         name: r.name.clone(),
-        id: RingSecret::from_bytes(bytes).ring_id(),
+        secret: RingSecret::from_bytes(bytes),
     })
 }
 

@@ -6,6 +6,7 @@ use std::fmt;
 use crate::account::{AccountStatus, LinkState};
 use crate::keystore::StoreInfo;
 use crate::rendezvous::Friend;
+use crate::runtime::RingView;
 
 /// Everything `chamber status` reports.
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -37,6 +38,9 @@ pub struct RingStatus {
     pub id: String,
     /// Friends' nodes up in it.
     pub friends: Vec<FriendStatus>,
+    /// The ring itself: neighbours, shortcuts, links.
+    #[serde(default)]
+    pub overlay: Option<RingView>,
 }
 
 /// A friend's node, with when it came up.
@@ -110,6 +114,9 @@ impl fmt::Display for NodeStatus {
                     fr.friend.via
                 )?;
             }
+            if let Some(o) = &r.overlay {
+                write_overlay(f, o)?;
+            }
         }
         match self.net.as_ref().and_then(|n| n.get("class")) {
             Some(class) => writeln!(f, "network: NAT {}", class.as_str().unwrap_or("?"))?,
@@ -117,4 +124,44 @@ impl fmt::Display for NodeStatus {
         }
         Ok(())
     }
+}
+
+fn write_overlay(f: &mut fmt::Formatter<'_>, o: &RingView) -> fmt::Result {
+    let short = |a: &String| {
+        a.trim_start_matches("brunet:node:")
+            .chars()
+            .take(10)
+            .collect::<String>()
+    };
+    writeln!(
+        f,
+        "  ring address {}: {}, about {:.0} members",
+        o.address,
+        if o.connected { "connected" } else { "joining" },
+        o.size_estimate
+    )?;
+    let side = |v: &[String]| v.iter().map(short).collect::<Vec<_>>().join(" ");
+    writeln!(f, "  left  {}", side(&o.left))?;
+    writeln!(f, "  right {}", side(&o.right))?;
+    writeln!(f, "  peers ({}):", o.peers.len())?;
+    for p in &o.peers {
+        write!(f, "    {} [{}] ", short(&p.address), p.roles)?;
+        match (&p.link, &p.relay_via) {
+            (Some(l), _) => {
+                write!(f, "{}", l.kind)?;
+                if let Some(rtt) = l.rtt_ms {
+                    write!(f, " rtt {rtt:.1} ms")?;
+                }
+                write!(
+                    f,
+                    ", {} B out, {} B in, via {}",
+                    l.tx_bytes, l.rx_bytes, l.signalled
+                )?;
+            }
+            (None, Some(via)) => write!(f, "relay via {}", short(via))?,
+            (None, None) => write!(f, "link closing")?,
+        }
+        writeln!(f)?;
+    }
+    Ok(())
 }

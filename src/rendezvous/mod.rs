@@ -342,6 +342,17 @@ impl Rendezvous {
 
     /// Whether `from` may take part: a roster contact with subscription `both` or `from`, or
     /// our own account (another device of ours).
+    /// Whether `from` may talk to us through `account`: ourselves, or a roster contact whose
+    /// presence we receive or who receives ours.
+    pub fn is_friend(&self, account: usize, from: &BareJid) -> bool {
+        self.allowed(account, from)
+    }
+
+    /// Notes (one debug line per sender and period) a request from outside the roster.
+    pub fn note_stranger(&mut self, what: &str, from: &str, now: Instant) {
+        quiet_log::ignored!(self.quiet, now, what, from);
+    }
+
     fn allowed(&self, account: usize, from: &BareJid) -> bool {
         let Some(a) = self.accounts.get(account) else {
             return false;

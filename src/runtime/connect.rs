@@ -1,0 +1,428 @@
+//! Which linker makes a link, and what happens when one is made or lost. XMPP friends are
+//! linked at once while the node is not yet in a ring (the bootstrap, Brunet's leaf links);
+//! once it is, the core asks for the links it wants, signalled over the ring to any member
+//! and over XMPP only to friends while the node has no ring link at all.
+
+use std::sync::Arc;
+
+use brunet_compat::address::Address as RingAddress;
+use brunet_compat::ring::{Input, LinkId, LinkKind};
+use tokio::sync::oneshot;
+use tokio_xmpp::jid::{FullJid, Jid};
+use tokio_xmpp::parsers::iq::Iq;
+use xmpp_ext::extdisco;
+use xmpp_ext::jingle::{Action, Jingle};
+
+use super::links::LinkEntry;
+use super::overlay_signal::{OverlayPeer, RingTransport};
+use super::ring::FriendRoute;
+use super::task::Task;
+use super::{Cmd, Via};
+use crate::link::{IceServer, Link, LinkError, Linker, PathKind};
+use crate::signal::xmpp::XmppTransport;
+use crate::signal::{IqFailure, Reply};
+
+/// How long an XMPP signalling request waits for its IQ result.
+const IQ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(8);
+
+impl Task {
+    pub(super) fn account_online(&mut self, account: usize, jid: FullJid) {
+        let Some(a) = self.accounts.get_mut(account) else {
+            return;
+        };
+        a.jid = Some(jid);
+        if a.servers.is_some() {
+            return;
+        }
+        let (h, cmds) = (a.handle.clone(), self.cmds.clone());
+        tokio::spawn(async move {
+            let servers = match services(&h).await {
+                Ok(s) => IceServer::from_offers(&s),
+                Err(e) => {
+                    tracing::warn!(account = %h.jid(), "no STUN/TURN offers (XEP-0215): {e}; links use host candidates only");
+                    Vec::new()
+                }
+            };
+            let _ = cmds.send(Cmd::AccountServices { account, servers }).await;
+        });
+    }
+
+    pub(super) fn account_services(&mut self, account: usize, servers: Vec<IceServer>) {
+        let Some(a) = self.accounts.get_mut(account) else {
+            return;
+        };
+        a.servers = Some(servers);
+        for r in 0..self.rings.len() {
+            self.start_xmpp_linker(r, account);
+            // The ring linker starts with the first account's servers (TURN for members
+            // behind UDP-blocking or symmetric NATs).
+            if self.rings[r].overlay.is_none() {
+                self.start_overlay_linker(r);
+            }
+            self.link_friends(r);
+        }
+    }
+
+    fn linker_config(&self, account: Option<usize>) -> crate::link::LinkerConfig {
+        let mut cfg = self.cfg.linker.clone();
+        cfg.hint = self.hint;
+        cfg.servers = match account {
+            Some(i) => self.accounts[i].servers.clone().unwrap_or_default(),
+            None => self
+                .accounts
+                .iter()
+                .find_map(|a| a.servers.clone())
+                .unwrap_or_default(),
+        };
+        cfg
+    }
+
+    fn start_xmpp_linker(&mut self, r: usize, account: usize) {
+        let a = &self.accounts[account];
+        let Some(jid) = a.jid.clone() else { return };
+        if self.rings[r].xmpp[account].is_some() {
+            return;
+        }
+        let transport = Arc::new(XmppTransport::new(a.handle.clone(), IQ_TIMEOUT));
+        let ring = &self.rings[r];
+        let (linker, mut incoming) = Linker::spawn(
+            jid,
+            ring.identity.clone(),
+            transport,
+            self.linker_config(Some(account)),
+            ring.xmpp_policy(),
+        );
+        let cmds = self.cmds.clone();
+        tokio::spawn(async move {
+            while let Some(made) = incoming.recv().await {
+                let (via, result) = match made {
+                    Ok((from, link)) => (Via::Xmpp(from), Ok(Box::new(link))),
+                    Err((from, e)) => {
+                        tracing::info!(%from, %e, "incoming link failed");
+                        continue;
+                    }
+                };
+                let cmd = Cmd::LinkMade {
+                    ring: r,
+                    via,
+                    wanted: false,
+                    result,
+                };
+                if cmds.send(cmd).await.is_err() {
+                    return;
+                }
+            }
+        });
+        self.rings[r].xmpp[account] = Some(linker);
+    }
+
+    /// Starts ring `r`'s linker over the ring with the servers known now.
+    fn start_overlay_linker(&mut self, r: usize) {
+        let transport = Arc::new(RingTransport {
+            ring: r,
+            cmds: self.cmds.clone(),
+            timeout: self.cfg.ring_signal_timeout,
+        });
+        let ring = &self.rings[r];
+        let local = OverlayPeer(ring.me());
+        let (linker, mut incoming) = Linker::spawn(
+            local,
+            ring.identity.clone(),
+            transport,
+            self.linker_config(None),
+            ring.overlay_policy(),
+        );
+        let cmds = self.cmds.clone();
+        tokio::spawn(async move {
+            while let Some(made) = incoming.recv().await {
+                let result = match made {
+                    Ok((_, link)) => Ok(Box::new(link)),
+                    Err((from, e)) => {
+                        tracing::info!(%from, %e, "incoming ring link failed");
+                        continue;
+                    }
+                };
+                let cmd = Cmd::LinkMade {
+                    ring: r,
+                    via: Via::Ring,
+                    wanted: false,
+                    result,
+                };
+                if cmds.send(cmd).await.is_err() {
+                    return;
+                }
+            }
+        });
+        self.rings[r].overlay = Some(linker);
+    }
+
+    pub(super) fn friend_up(
+        &mut self,
+        ring: &str,
+        account: usize,
+        jid: FullJid,
+        addr: RingAddress,
+    ) {
+        let Some(r) = self.rings.iter().position(|x| x.name == ring) else {
+            return;
+        };
+        let routes = self.rings[r].friends.entry(addr).or_default();
+        let route = FriendRoute { account, jid };
+        if !routes.contains(&route) {
+            routes.push(route);
+        }
+        self.link_friends(r);
+    }
+
+    pub(super) fn friend_down(&mut self, ring: &str, jid: &FullJid) {
+        let Some(r) = self.rings.iter().position(|x| x.name == ring) else {
+            return;
+        };
+        let friends = &mut self.rings[r].friends;
+        for routes in friends.values_mut() {
+            routes.retain(|f| f.jid != *jid);
+        }
+        friends.retain(|_, v| !v.is_empty());
+    }
+
+    fn linked(&self, r: usize, peer: &RingAddress) -> bool {
+        self.links.values().any(|l| l.ring == r && l.peer == *peer)
+    }
+
+    /// While not in a ring yet, link every friend (Jingle's tie-break settles offers that
+    /// cross); once in, friends are members like any other and the core decides.
+    pub(super) fn link_friends(&mut self, r: usize) {
+        if self.ring_linked(r) {
+            return;
+        }
+        let peers: Vec<RingAddress> = self.rings[r].friends.keys().copied().collect();
+        for peer in peers {
+            if !self.linked(r, &peer) && !self.rings[r].connecting.contains(&peer) {
+                self.connect_xmpp(r, peer, false);
+            }
+        }
+    }
+
+    /// The node has at least one link in ring `r` whose peer is routable.
+    fn ring_linked(&self, r: usize) -> bool {
+        let t = self.rings[r].core.table();
+        t.iter().any(|p| p.routable && p.link().is_some()) && self.rings[r].core.is_connected()
+    }
+
+    fn connect_xmpp(&mut self, r: usize, peer: RingAddress, wanted: bool) -> bool {
+        let Some((linker, jid)) = self.rings[r].friend_route(&peer) else {
+            return false;
+        };
+        self.rings[r].connecting.insert(peer);
+        let cmds = self.cmds.clone();
+        tokio::spawn(async move {
+            let result = linker
+                .connect(vec![jid.clone()])
+                .await
+                .map(Box::new)
+                .map_err(|e| (peer, e));
+            let cmd = Cmd::LinkMade {
+                ring: r,
+                via: Via::Xmpp(jid),
+                wanted,
+                result,
+            };
+            let _ = cmds.send(cmd).await;
+        });
+        true
+    }
+
+    /// The core wants a link to `peer`: over the ring when we have ring links, else over XMPP
+    /// when `peer` is a friend; otherwise it fails at once (the core then relays).
+    pub(super) fn link_wanted(&mut self, r: usize, peer: RingAddress) {
+        if self.linked(r, &peer) || self.rings[r].connecting.contains(&peer) {
+            return;
+        }
+        let has_links = self.links.values().any(|l| l.ring == r);
+        if has_links && let Some(linker) = self.rings[r].overlay.clone() {
+            self.rings[r].connecting.insert(peer);
+            let cmds = self.cmds.clone();
+            tokio::spawn(async move {
+                let result = linker
+                    .connect(vec![OverlayPeer(peer)])
+                    .await
+                    .map(Box::new)
+                    .map_err(|e| (peer, e));
+                let cmd = Cmd::LinkMade {
+                    ring: r,
+                    via: Via::Ring,
+                    wanted: true,
+                    result,
+                };
+                let _ = cmds.send(cmd).await;
+            });
+        } else if !self.connect_xmpp(r, peer, true) {
+            let now = self.now();
+            self.rings[r]
+                .core
+                .handle_input(now, Input::LinkFailed { peer });
+            self.drain(r);
+        }
+    }
+
+    pub(super) fn link_made(
+        &mut self,
+        r: usize,
+        via: Via,
+        wanted: bool,
+        result: Result<Box<Link>, (RingAddress, LinkError)>,
+    ) {
+        let link = match result {
+            Ok(l) => *l,
+            Err((peer, e)) => {
+                self.rings[r].connecting.remove(&peer);
+                tracing::info!(ring = %self.rings[r].name, %peer, %e, "no link");
+                if wanted {
+                    let now = self.now();
+                    self.rings[r]
+                        .core
+                        .handle_input(now, Input::LinkFailed { peer });
+                    self.drain(r);
+                }
+                return;
+            }
+        };
+        let peer = RingAddress::from_bytes(link.record().address().to_bytes());
+        self.rings[r].connecting.remove(&peer);
+        // Two links to one peer (offers crossed on different transports): both ends keep the
+        // one with the smaller session id.
+        if let Some((&old, l)) = self
+            .links
+            .iter()
+            .find(|(_, l)| l.ring == r && l.peer == peer)
+        {
+            if l.sid.as_str() <= link.sid() {
+                tracing::debug!(%peer, "duplicate link closed");
+                tokio::spawn(link.close());
+                return;
+            }
+            let _ = l;
+            self.link_gone(old);
+            if let Some(l) = self.links.remove(&old) {
+                l.close();
+            }
+        }
+        let status = link.status();
+        let kind = match status.path.as_ref().map(|p| p.kind) {
+            Some(PathKind::TurnRelay) => LinkKind::Relay,
+            _ => LinkKind::Direct,
+        };
+        let id = self.next_link;
+        self.next_link += 1;
+        let leaf = matches!(via, Via::Xmpp(_)) && !wanted;
+        tracing::info!(ring = %self.rings[r].name, %peer, ?kind, leaf, path = ?status.path.as_ref().map(|p| p.kind), "link up");
+        let entry = LinkEntry::start(id, r, via, link, peer, self.cmds.clone());
+        self.links.insert(id, entry);
+        let now = self.now();
+        let input = Input::LinkUp {
+            link: LinkId(id),
+            peer,
+            kind,
+            rtt: status.rtt,
+            leaf,
+        };
+        self.rings[r].core.handle_input(now, input);
+        self.drain(r);
+    }
+
+    pub(super) fn link_gone(&mut self, id: u64) {
+        let Some(l) = self.links.remove(&id) else {
+            return;
+        };
+        tracing::info!(ring = %self.rings[l.ring].name, peer = %l.peer, "link down");
+        let r = l.ring;
+        let now = self.now();
+        self.rings[r]
+            .core
+            .handle_input(now, Input::LinkDown { link: LinkId(id) });
+        self.drain(r);
+        self.link_friends(r);
+    }
+
+    /// A Jingle request from a roster friend: an offer goes to the linker of its record's
+    /// ring; anything else to whichever ring's linker knows the session.
+    pub(super) fn jingle(
+        &mut self,
+        account: usize,
+        from: FullJid,
+        jingle: Jingle,
+        reply: oneshot::Sender<Reply>,
+    ) {
+        let ring_of_offer = (jingle.action == Action::SessionInitiate)
+            .then(|| jingle.content.as_ref()?.record.as_ref().map(|r| r.ring()))
+            .flatten();
+        let linkers: Vec<Linker<FullJid>> = self
+            .rings
+            .iter()
+            .filter(|r| ring_of_offer.is_none_or(|id| id == r.id))
+            .filter_map(|r| r.xmpp.get(account)?.clone())
+            .collect();
+        tokio::spawn(async move {
+            let mut answer = Reply::Error(IqFailure::ServiceUnavailable);
+            for l in linkers {
+                answer = l.incoming(from.clone(), jingle.clone()).await;
+                if answer != Reply::Error(IqFailure::ItemNotFound) {
+                    break;
+                }
+            }
+            let _ = reply.send(answer);
+        });
+    }
+
+    /// A Jingle request that came over ring `r` from `src`.
+    pub(super) fn signal_in(&mut self, r: usize, src: RingAddress, id: u32, xml: &[u8]) {
+        let Some(linker) = self.rings[r].overlay.clone() else {
+            return;
+        };
+        let jingle = match Jingle::from_xml(xml) {
+            Ok(j) => j,
+            Err(e) => {
+                tracing::debug!(%src, %e, "malformed Jingle over the ring");
+                let reply = Reply::Error(IqFailure::Other("bad-request".into()));
+                self.send_envelope(r, src, &super::envelope::Envelope::SigReply { id, reply });
+                return;
+            }
+        };
+        let cmds = self.cmds.clone();
+        tokio::spawn(async move {
+            let reply = linker.incoming(OverlayPeer(src), jingle).await;
+            let _ = cmds
+                .send(Cmd::SignalReply {
+                    ring: r,
+                    to: src,
+                    id,
+                    reply,
+                })
+                .await;
+        });
+    }
+}
+
+async fn services(
+    h: &crate::account::AccountHandle,
+) -> Result<Vec<extdisco::ExternalService>, String> {
+    let to: Jid = h
+        .jid()
+        .domain()
+        .as_str()
+        .parse()
+        .map_err(|e| format!("{e}"))?;
+    let iq = Iq::Get {
+        from: None,
+        to: Some(to),
+        id: String::new(),
+        payload: extdisco::services_request(None),
+    };
+    match h.iq(iq, std::time::Duration::from_secs(5)).await {
+        Ok(Iq::Result {
+            payload: Some(p), ..
+        }) => extdisco::parse_response(&p).map_err(|e| e.to_string()),
+        Ok(other) => Err(format!("unexpected answer {other:?}")),
+        Err(e) => Err(e.to_string()),
+    }
+}

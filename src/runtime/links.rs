@@ -1,0 +1,86 @@
+//! The runtime's links: one reader task and one writer task each, so a slow path never stalls
+//! the runtime loop. Received datagrams come back as commands; sends queue per link and are
+//! dropped (and counted) when the queue is full, as a congested UDP path would.
+
+use std::time::Instant;
+
+use brunet_compat::address::Address as RingAddress;
+use tokio::sync::mpsc;
+
+use super::{Cmd, Via};
+use crate::link::{Link, LinkSender, LinkStatus};
+
+/// Datagrams queued per link before new ones are dropped.
+const QUEUE: usize = 512;
+
+/// One live link.
+pub(super) struct LinkEntry {
+    pub ring: usize,
+    pub peer: RingAddress,
+    pub sid: String,
+    pub via: Via,
+    pub since: Instant,
+    pub sender: LinkSender,
+    out: mpsc::Sender<Vec<u8>>,
+    pub dropped: u64,
+}
+
+impl LinkEntry {
+    /// Starts the link's tasks; its datagrams and its end arrive on `cmds` under `id`.
+    pub fn start(
+        id: u64,
+        ring: usize,
+        via: Via,
+        link: Link,
+        peer: RingAddress,
+        cmds: mpsc::Sender<Cmd>,
+    ) -> LinkEntry {
+        let sid = link.sid().to_owned();
+        let (sender, mut rx) = link.split();
+        tokio::spawn(async move {
+            while let Some(bytes) = rx.recv().await {
+                if cmds.send(Cmd::LinkData { link: id, bytes }).await.is_err() {
+                    return;
+                }
+            }
+            let _ = cmds.send(Cmd::LinkGone { link: id }).await;
+        });
+        let (out, mut queue) = mpsc::channel::<Vec<u8>>(QUEUE);
+        let writer = sender.clone();
+        tokio::spawn(async move {
+            while let Some(bytes) = queue.recv().await {
+                if let Err(e) = writer.send(&bytes).await {
+                    tracing::debug!(%e, "ring datagram not sent");
+                }
+            }
+        });
+        LinkEntry {
+            ring,
+            peer,
+            sid,
+            via,
+            since: Instant::now(),
+            sender,
+            out,
+            dropped: 0,
+        }
+    }
+
+    /// Queues one datagram.
+    pub fn send(&mut self, bytes: Vec<u8>) {
+        if self.out.try_send(bytes).is_err() {
+            self.dropped += 1;
+        }
+    }
+
+    /// Path, RTT, counters.
+    pub fn status(&self) -> LinkStatus {
+        self.sender.status()
+    }
+
+    /// Closes the link in the background (the close message, then the signalling session).
+    pub fn close(self) {
+        let sender = self.sender;
+        tokio::spawn(async move { sender.close().await });
+    }
+}

@@ -1,0 +1,226 @@
+//! The ring runtime (DESIGN.md §5–6): drives one sans-IO [`brunet_compat::ring::Node`] per ring
+//! with real links and real time. XMPP friends become the first (leaf) links; the core then
+//! asks for near, shortcut and on-demand links, signalled over XMPP to friends before the node
+//! is in the ring and over the ring itself afterwards ([`overlay_signal`]); links that cannot
+//! be direct become the core's two-hop relay edges.
+//!
+//! One task owns every core, link table and pending request; everything else talks to it
+//! through [`RuntimeHandle`] commands, so no lock is shared with the daemon loop:
+//!
+//! - [`task`]: the loop (commands in, core deadlines);
+//! - [`ring`]: one ring's core, its links and how its outputs are carried out;
+//! - [`connect`]: which linker makes a link (XMPP to friends, the ring to other members);
+//! - [`links`]: each link's reader and writer task;
+//! - [`envelope`]: the runtime's own datagrams on the ring (signalling, ping);
+//! - [`status`]: what `chamber status` and `chamber ring show` print.
+#![warn(missing_docs)]
+
+mod connect;
+pub mod envelope;
+mod links;
+pub mod overlay_signal;
+mod ring;
+pub mod status;
+mod task;
+
+use std::time::Duration;
+
+use brunet_compat::address::Address as RingAddress;
+use tokio::sync::{mpsc, oneshot};
+use tokio_xmpp::jid::FullJid;
+use xmpp_ext::jingle::Jingle;
+use xmpp_ext::{NodeSecret, RingSecret};
+
+use crate::account::AccountHandle;
+use crate::link::{IceServer, Link, LinkError, LinkerConfig, PathHint};
+use crate::signal::{IqFailure, Reply};
+pub use status::{LinkView, PeerView, PingReport, RingView};
+
+/// A ring the runtime runs.
+#[derive(Clone, Debug)]
+pub struct RingSpec {
+    /// Local name.
+    pub name: String,
+    /// The ring's secret (its id and link key derive from it).
+    pub secret: RingSecret,
+}
+
+/// How a link came to be (for status and for choosing the leaf flag).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Via {
+    /// Signalled over XMPP with this friend's full JID.
+    Xmpp(FullJid),
+    /// Signalled over the ring.
+    Ring,
+}
+
+/// Commands to the runtime task.
+pub(crate) enum Cmd {
+    AccountOnline {
+        account: usize,
+        jid: FullJid,
+    },
+    AccountServices {
+        account: usize,
+        servers: Vec<IceServer>,
+    },
+    FriendUp {
+        ring: String,
+        account: usize,
+        jid: FullJid,
+        address: RingAddress,
+    },
+    FriendDown {
+        ring: String,
+        jid: FullJid,
+    },
+    Jingle {
+        account: usize,
+        from: FullJid,
+        jingle: Box<Jingle>,
+        reply: oneshot::Sender<Reply>,
+    },
+    Hint(PathHint),
+    SignalOut {
+        ring: usize,
+        to: RingAddress,
+        xml: Vec<u8>,
+        reply: oneshot::Sender<Result<(), IqFailure>>,
+    },
+    SignalReply {
+        ring: usize,
+        to: RingAddress,
+        id: u32,
+        reply: Reply,
+    },
+    LinkMade {
+        ring: usize,
+        via: Via,
+        wanted: bool,
+        result: Result<Box<Link>, (RingAddress, LinkError)>,
+    },
+    LinkData {
+        link: u64,
+        bytes: Vec<u8>,
+    },
+    LinkGone {
+        link: u64,
+    },
+    Status(oneshot::Sender<Vec<RingView>>),
+    Ping {
+        target: String,
+        reply: oneshot::Sender<Result<PingReport, String>>,
+    },
+    Shutdown(oneshot::Sender<()>),
+}
+
+/// Settings of the runtime.
+#[derive(Clone)]
+pub struct RuntimeConfig {
+    /// Link settings (STUN/TURN servers are filled in from each account's XEP-0215 answer).
+    pub linker: LinkerConfig,
+    /// How long a ring member has to acknowledge a signalling request.
+    pub ring_signal_timeout: Duration,
+}
+
+impl Default for RuntimeConfig {
+    fn default() -> Self {
+        RuntimeConfig {
+            linker: LinkerConfig::default(),
+            ring_signal_timeout: Duration::from_secs(8),
+        }
+    }
+}
+
+/// The daemon's handle on the runtime task; cheap to clone.
+#[derive(Clone)]
+pub struct RuntimeHandle {
+    cmds: mpsc::Sender<Cmd>,
+}
+
+impl RuntimeHandle {
+    /// Starts the runtime for `rings`, speaking as `secret`, over `accounts`.
+    pub fn spawn(
+        secret: &NodeSecret,
+        rings: Vec<RingSpec>,
+        accounts: Vec<AccountHandle>,
+        cfg: RuntimeConfig,
+    ) -> RuntimeHandle {
+        let (tx, rx) = mpsc::channel(1024);
+        let task = task::Task::new(secret, rings, accounts, cfg, tx.clone());
+        tokio::spawn(task.run(rx));
+        RuntimeHandle { cmds: tx }
+    }
+
+    async fn send(&self, cmd: Cmd) {
+        let _ = self.cmds.send(cmd).await;
+    }
+
+    /// An account is online as `jid`: its STUN/TURN offers are fetched for its links.
+    pub async fn account_online(&self, account: usize, jid: FullJid) {
+        self.send(Cmd::AccountOnline { account, jid }).await;
+    }
+
+    /// A friend's node announced itself in `ring` (rendezvous).
+    pub async fn friend_up(
+        &self,
+        ring: String,
+        account: usize,
+        jid: FullJid,
+        address: RingAddress,
+    ) {
+        self.send(Cmd::FriendUp {
+            ring,
+            account,
+            jid,
+            address,
+        })
+        .await;
+    }
+
+    /// The friend's node left `ring`.
+    pub async fn friend_down(&self, ring: String, jid: FullJid) {
+        self.send(Cmd::FriendDown { ring, jid }).await;
+    }
+
+    /// A Jingle request from a roster friend; returns how to answer it.
+    pub async fn jingle(&self, account: usize, from: FullJid, jingle: Jingle) -> Reply {
+        let (tx, rx) = oneshot::channel();
+        self.send(Cmd::Jingle {
+            account,
+            from,
+            jingle: Box::new(jingle),
+            reply: tx,
+        })
+        .await;
+        rx.await
+            .unwrap_or(Reply::Error(IqFailure::ServiceUnavailable))
+    }
+
+    /// What the network check learnt: whether a direct path can be expected at all.
+    pub async fn hint(&self, hint: PathHint) {
+        self.send(Cmd::Hint(hint)).await;
+    }
+
+    /// Every ring's state.
+    pub async fn status(&self) -> Vec<RingView> {
+        let (tx, rx) = oneshot::channel();
+        self.send(Cmd::Status(tx)).await;
+        rx.await.unwrap_or_default()
+    }
+
+    /// Echo over the ring to `target` (a `brunet:node:` address, or a friend's JID).
+    pub async fn ping(&self, target: String) -> Result<PingReport, String> {
+        let (tx, rx) = oneshot::channel();
+        self.send(Cmd::Ping { target, reply: tx }).await;
+        rx.await
+            .unwrap_or_else(|_| Err("the node is shutting down".into()))
+    }
+
+    /// Leaves every ring and closes every link.
+    pub async fn shutdown(&self) {
+        let (tx, rx) = oneshot::channel();
+        self.send(Cmd::Shutdown(tx)).await;
+        let _ = tokio::time::timeout(Duration::from_secs(3), rx).await;
+    }
+}

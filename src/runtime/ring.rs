@@ -1,0 +1,105 @@
+//! One ring in the runtime: its sans-IO core, the friends rendezvous found in it, its linkers
+//! (one per XMPP account, one over the ring) and the links being made.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use brunet_compat::address::Address as RingAddress;
+use brunet_compat::ring::{Config, Node, Time};
+use tokio_xmpp::jid::FullJid;
+use xmpp_ext::record::{Capabilities, NodeRecord};
+use xmpp_ext::{NodeSecret, RingId};
+
+use super::RingSpec;
+use super::overlay_signal::OverlayPeer;
+use crate::account::unix_ms;
+use crate::link::{Identity, Linker, Policy};
+
+/// A friend's node in this ring, as rendezvous reported it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(super) struct FriendRoute {
+    pub account: usize,
+    pub jid: FullJid,
+}
+
+pub(super) struct RingRun {
+    pub name: String,
+    pub id: RingId,
+    pub core: Node,
+    /// When the core wants its next timeout.
+    pub deadline: Time,
+    pub identity: Identity,
+    /// Friends by ring address, each with the resources that announced it.
+    pub friends: BTreeMap<RingAddress, Vec<FriendRoute>>,
+    /// Per account, once its STUN/TURN servers are known.
+    pub xmpp: Vec<Option<Linker<FullJid>>>,
+    /// Links to members over ring signalling.
+    pub overlay: Option<Linker<OverlayPeer>>,
+    /// Peers a link is being made to.
+    pub connecting: BTreeSet<RingAddress>,
+}
+
+impl RingRun {
+    pub fn new(secret: &NodeSecret, spec: &RingSpec, accounts: usize, now: Time) -> RingRun {
+        let id = spec.secret.ring_id();
+        let record = NodeRecord::new(secret, id, Capabilities::empty(), unix_ms());
+        let me = RingAddress::from_bytes(record.address().to_bytes());
+        // The seed only spreads timers and picks; it need not be secret.
+        let seed =
+            u64::from_le_bytes(me.as_bytes()[..8].try_into().unwrap_or_default()) ^ unix_ms();
+        let mut core = Node::new(Config::with_seed(seed), me, now);
+        // No node can know it is the first: each starts a ring of one, and rings merge as
+        // links come up (brunet-compat/tests/ring_friends.rs).
+        core.create_ring();
+        RingRun {
+            name: spec.name.clone(),
+            id,
+            core,
+            deadline: now,
+            identity: Identity::new(secret, record, &spec.secret),
+            friends: BTreeMap::new(),
+            xmpp: vec![None; accounts],
+            overlay: None,
+            connecting: BTreeSet::new(),
+        }
+    }
+
+    pub fn me(&self) -> RingAddress {
+        self.core.address()
+    }
+
+    /// Friends over XMPP: any roster friend (the daemon checked) whose record is in this ring.
+    pub fn xmpp_policy(&self) -> Policy<FullJid> {
+        let id = self.id;
+        Arc::new(move |_, r: &NodeRecord| {
+            if r.ring() == id {
+                Ok(())
+            } else {
+                Err("its record is for another ring".into())
+            }
+        })
+    }
+
+    /// Members over the ring: the record must be this ring's and for the address it came from
+    /// (so no member can speak for another's position).
+    pub fn overlay_policy(&self) -> Policy<OverlayPeer> {
+        let id = self.id;
+        Arc::new(move |from: &OverlayPeer, r: &NodeRecord| {
+            if r.ring() != id {
+                Err("its record is for another ring".into())
+            } else if from.0.as_bytes() != &r.address().to_bytes() {
+                Err(format!("its record is for another address than {from}"))
+            } else {
+                Ok(())
+            }
+        })
+    }
+
+    /// Where a friend's node can be signalled over XMPP, if anywhere.
+    pub fn friend_route(&self, peer: &RingAddress) -> Option<(Linker<FullJid>, FullJid)> {
+        self.friends.get(peer)?.iter().find_map(|f| {
+            let l = self.xmpp.get(f.account)?.as_ref()?;
+            Some((l.clone(), f.jid.clone()))
+        })
+    }
+}

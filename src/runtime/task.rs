@@ -1,0 +1,343 @@
+//! The runtime task: one loop that owns every ring core and link, fed by commands and woken at
+//! the cores' deadlines.
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
+
+use brunet_compat::address::Address as RingAddress;
+use brunet_compat::ring::{Event, Input, LinkId, Mode, Output, Time, codec};
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
+use xmpp_ext::NodeSecret;
+
+use super::envelope::Envelope;
+use super::links::LinkEntry;
+use super::ring::RingRun;
+use super::status::PingReport;
+use super::{Cmd, RingSpec, RuntimeConfig};
+use crate::account::AccountHandle;
+use crate::link::{IceServer, PathHint};
+use crate::signal::IqFailure;
+use tokio_xmpp::jid::FullJid;
+
+/// How often link RTTs are fed to the cores and ping deadlines checked.
+const RTT_EVERY: Duration = Duration::from_secs(1);
+/// How long a ping waits for its pong.
+const PING_TIMEOUT: Duration = Duration::from_secs(5);
+
+pub(super) struct Account {
+    pub handle: AccountHandle,
+    pub jid: Option<FullJid>,
+    pub servers: Option<Vec<IceServer>>,
+}
+
+pub(super) struct PendingPing {
+    pub sent: Instant,
+    pub target: RingAddress,
+    pub reply: oneshot::Sender<Result<PingReport, String>>,
+}
+
+pub(super) struct Task {
+    pub cfg: RuntimeConfig,
+    pub cmds: mpsc::Sender<Cmd>,
+    pub epoch: Instant,
+    pub rings: Vec<RingRun>,
+    pub accounts: Vec<Account>,
+    pub hint: PathHint,
+    pub links: BTreeMap<u64, LinkEntry>,
+    pub next_link: u64,
+    pub pings: HashMap<u64, PendingPing>,
+    pub signals: HashMap<u32, oneshot::Sender<Result<(), IqFailure>>>,
+    pub next_id: u32,
+    /// Runtime datagrams that failed to decode (logged once each kind).
+    pub malformed: u64,
+}
+
+impl Task {
+    pub fn new(
+        secret: &NodeSecret,
+        specs: Vec<RingSpec>,
+        accounts: Vec<AccountHandle>,
+        cfg: RuntimeConfig,
+        cmds: mpsc::Sender<Cmd>,
+    ) -> Task {
+        let n = accounts.len();
+        let rings = specs
+            .iter()
+            .map(|s| RingRun::new(secret, s, n, Time::ZERO))
+            .collect();
+        Task {
+            cfg,
+            cmds,
+            epoch: Instant::now(),
+            rings,
+            accounts: accounts
+                .into_iter()
+                .map(|handle| Account {
+                    handle,
+                    jid: None,
+                    servers: None,
+                })
+                .collect(),
+            hint: PathHint::Unknown,
+            links: BTreeMap::new(),
+            next_link: 1,
+            pings: HashMap::new(),
+            signals: HashMap::new(),
+            next_id: 1,
+            malformed: 0,
+        }
+    }
+
+    pub fn now(&self) -> Time {
+        Time::from_micros(u64::try_from(self.epoch.elapsed().as_micros()).unwrap_or(u64::MAX))
+    }
+
+    fn instant(&self, t: Time) -> Option<Instant> {
+        (t != Time::NEVER).then(|| self.epoch + Duration::from_micros(t.as_micros()))
+    }
+
+    pub async fn run(mut self, mut rx: mpsc::Receiver<Cmd>) {
+        for r in 0..self.rings.len() {
+            self.drain(r);
+        }
+        let mut rtt_tick = tokio::time::interval(RTT_EVERY);
+        loop {
+            let next = self
+                .rings
+                .iter()
+                .map(|r| r.deadline)
+                .min()
+                .unwrap_or(Time::NEVER);
+            let wake = self.instant(next);
+            tokio::select! {
+                cmd = rx.recv() => match cmd {
+                    Some(Cmd::Shutdown(done)) => {
+                        self.shutdown();
+                        let _ = done.send(());
+                        return;
+                    }
+                    Some(cmd) => self.handle(cmd),
+                    None => return,
+                },
+                () = sleep_until(wake) => {
+                    let now = self.now();
+                    for r in 0..self.rings.len() {
+                        if self.rings[r].deadline <= now {
+                            self.rings[r].core.handle_input(now, Input::Timeout);
+                            self.drain(r);
+                        }
+                    }
+                }
+                _ = rtt_tick.tick() => self.feed_rtts(),
+            }
+        }
+    }
+
+    fn handle(&mut self, cmd: Cmd) {
+        match cmd {
+            Cmd::AccountOnline { account, jid } => self.account_online(account, jid),
+            Cmd::AccountServices { account, servers } => self.account_services(account, servers),
+            Cmd::FriendUp {
+                ring,
+                account,
+                jid,
+                address,
+            } => self.friend_up(&ring, account, jid, address),
+            Cmd::FriendDown { ring, jid } => self.friend_down(&ring, &jid),
+            Cmd::Jingle {
+                account,
+                from,
+                jingle,
+                reply,
+            } => self.jingle(account, from, *jingle, reply),
+            Cmd::Hint(h) => self.hint = h,
+            Cmd::SignalOut {
+                ring,
+                to,
+                xml,
+                reply,
+            } => {
+                let id = self.fresh_id();
+                self.signals.insert(id, reply);
+                self.send_envelope(ring, to, &Envelope::SigRequest { id, xml });
+            }
+            Cmd::SignalReply {
+                ring,
+                to,
+                id,
+                reply,
+            } => self.send_envelope(ring, to, &Envelope::SigReply { id, reply }),
+            Cmd::LinkMade {
+                ring,
+                via,
+                wanted,
+                result,
+            } => self.link_made(ring, via, wanted, result),
+            Cmd::LinkData { link, bytes } => {
+                let Some(r) = self.links.get(&link).map(|l| l.ring) else {
+                    return;
+                };
+                let now = self.now();
+                let input = Input::ReceiveBytes {
+                    link: LinkId(link),
+                    bytes,
+                };
+                self.rings[r].core.handle_input(now, input);
+                self.drain(r);
+            }
+            Cmd::LinkGone { link } => self.link_gone(link),
+            Cmd::Status(reply) => {
+                let _ = reply.send(self.views());
+            }
+            Cmd::Ping { target, reply } => self.ping(&target, reply),
+            Cmd::Shutdown(_) => unreachable!("handled by the loop"),
+        }
+    }
+
+    pub fn fresh_id(&mut self) -> u32 {
+        self.next_id = self.next_id.wrapping_add(1).max(1);
+        self.next_id
+    }
+
+    /// Sends a runtime datagram over ring `r` to `to` (exact mode).
+    pub fn send_envelope(&mut self, r: usize, to: RingAddress, e: &Envelope) {
+        let now = self.now();
+        self.rings[r].core.send(now, to, Mode::Exact, e.encode());
+        self.drain(r);
+    }
+
+    /// Carries out everything core `r` asks for, until it names its next deadline.
+    pub fn drain(&mut self, r: usize) {
+        loop {
+            match self.rings[r].core.poll_output() {
+                Output::Timeout(at) => {
+                    self.rings[r].deadline = at;
+                    return;
+                }
+                Output::Transmit(t) => {
+                    if let Some(l) = self.links.get_mut(&t.link.0) {
+                        l.send(codec::encode(&t.msg));
+                    }
+                }
+                Output::Event(e) => self.event(r, e),
+            }
+        }
+    }
+
+    fn event(&mut self, r: usize, e: Event) {
+        match e {
+            Event::LinkWanted { peer, .. } => self.link_wanted(r, peer),
+            Event::CloseLink { link } => {
+                if let Some(l) = self.links.remove(&link.0) {
+                    tracing::debug!(ring = %self.rings[r].name, peer = %l.peer, "core closes link");
+                    l.close();
+                }
+            }
+            Event::Deliver {
+                src, hops, data, ..
+            } => self.deliver(r, src, hops, &data),
+            Event::RingState { connected } => {
+                tracing::info!(ring = %self.rings[r].name, connected, size = self.rings[r].core.size_estimate(), "ring state");
+            }
+            Event::RelayUp { peer, via } => {
+                tracing::info!(ring = %self.rings[r].name, %peer, %via, "relay edge up");
+            }
+            Event::RelayDown { peer } => {
+                tracing::info!(ring = %self.rings[r].name, %peer, "relay edge down");
+            }
+            _ => {}
+        }
+    }
+
+    fn deliver(&mut self, r: usize, src: RingAddress, hops: u16, data: &[u8]) {
+        match Envelope::decode(data) {
+            Ok(Envelope::SigRequest { id, xml }) => self.signal_in(r, src, id, &xml),
+            Ok(Envelope::SigReply { id, reply }) => {
+                if let Some(tx) = self.signals.remove(&id) {
+                    let _ = tx.send(match reply {
+                        crate::signal::Reply::Ack => Ok(()),
+                        crate::signal::Reply::Error(f) => Err(f),
+                    });
+                }
+            }
+            Ok(Envelope::Ping { nonce }) => {
+                self.send_envelope(r, src, &Envelope::Pong { nonce, hops });
+            }
+            Ok(Envelope::Pong { nonce, hops: out }) => {
+                if let Some(p) = self.pings.remove(&nonce)
+                    && p.target == src
+                {
+                    let _ = p.reply.send(Ok(PingReport {
+                        ring: self.rings[r].name.clone(),
+                        target: src.to_string(),
+                        hops_out: out,
+                        hops_back: hops,
+                        rtt_ms: p.sent.elapsed().as_secs_f64() * 1e3,
+                    }));
+                }
+            }
+            Err(e) => {
+                self.malformed += 1;
+                if self.malformed == 1 {
+                    tracing::warn!(%src, %e, "malformed runtime datagram dropped (further ones counted)");
+                }
+            }
+        }
+    }
+
+    fn feed_rtts(&mut self) {
+        let now = self.now();
+        let rtts: Vec<(usize, u64, Duration)> = self
+            .links
+            .iter()
+            .filter_map(|(id, l)| Some((l.ring, *id, l.status().rtt?)))
+            .collect();
+        for (r, id, rtt) in rtts {
+            self.rings[r].core.handle_input(
+                now,
+                Input::LinkRtt {
+                    link: LinkId(id),
+                    rtt,
+                },
+            );
+        }
+        for r in 0..self.rings.len() {
+            self.drain(r);
+        }
+        let now_i = Instant::now();
+        let expired: Vec<u64> = self
+            .pings
+            .iter()
+            .filter(|(_, p)| now_i.duration_since(p.sent) >= PING_TIMEOUT)
+            .map(|(n, _)| *n)
+            .collect();
+        for n in expired {
+            if let Some(p) = self.pings.remove(&n) {
+                let _ = p.reply.send(Err(format!(
+                    "no answer from {} within {} s",
+                    p.target,
+                    PING_TIMEOUT.as_secs()
+                )));
+            }
+        }
+    }
+
+    fn shutdown(&mut self) {
+        let now = self.now();
+        for r in 0..self.rings.len() {
+            self.rings[r].core.leave(now);
+            self.drain(r);
+        }
+        for (_, l) in std::mem::take(&mut self.links) {
+            l.close();
+        }
+    }
+}
+
+async fn sleep_until(when: Option<Instant>) {
+    match when {
+        Some(t) => tokio::time::sleep_until(t).await,
+        None => std::future::pending().await,
+    }
+}
