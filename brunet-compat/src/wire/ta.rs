@@ -12,7 +12,7 @@
 //! format back identically, so a TA always re-encodes byte for byte.
 
 use std::fmt;
-use std::net::{IpAddr, Ipv6Addr};
+use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 use std::str::FromStr;
 
 use crate::address::Address;
@@ -231,6 +231,28 @@ impl TransportAddress {
     }
 }
 
+impl TransportAddress {
+    /// The `brunet.udp://IP:port` address of a socket address.
+    pub fn udp_socket(sa: SocketAddr) -> TransportAddress {
+        TransportAddress::udp(sa.ip(), sa.port())
+    }
+
+    /// The socket address of a UDP transport address with a literal IP (any path is
+    /// PathEdgeListener's and does not change the socket); `None` for other kinds and for
+    /// DNS names, which a sans-IO caller cannot resolve.
+    pub fn udp_socket_addr(&self) -> Option<SocketAddr> {
+        match self {
+            TransportAddress::Ip {
+                kind: IpKind::Udp,
+                host: Host::Ip(ip),
+                port,
+                ..
+            } => Some(SocketAddr::new(*ip, *port)),
+            _ => None,
+        }
+    }
+}
+
 impl fmt::Display for TransportAddress {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -292,6 +314,18 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn udp_socket_addresses() {
+        let sa: SocketAddr = "127.0.0.1:15002".parse().unwrap();
+        assert_eq!(TransportAddress::udp_socket(sa).udp_socket_addr(), Some(sa));
+        assert_eq!(
+            rt("brunet.udp://127.0.0.1:15002/").udp_socket_addr(),
+            Some(sa)
+        );
+        assert_eq!(rt("brunet.tcp://127.0.0.1:15002").udp_socket_addr(), None);
+        assert_eq!(rt("brunet.udp://localhost:15002").udp_socket_addr(), None);
     }
 
     #[test]

@@ -159,6 +159,8 @@ pub mod method {
     pub const CLOSE: &str = "sys:link.Close";
     /// Ask for the peer's neighbours: `[]`.
     pub const GET_NEIGHBORS: &str = "sys:link.GetNeighbors";
+    /// The peer's NodeInfo: `[]`.
+    pub const GET_NODE_INFO: &str = "sys:link.GetNodeInfo";
     /// Connect-to-me: `[ConnectToMessage]`, replies with a ConnectToMessage.
     pub const CONNECT_TO: &str = "sys:ctm.ConnectTo";
 }
@@ -176,6 +178,8 @@ pub enum LinkRequest {
     Close(CloseMessage),
     /// `sys:link.GetNeighbors`
     GetNeighbors,
+    /// `sys:link.GetNodeInfo`
+    GetNodeInfo,
     /// `sys:ctm.ConnectTo`
     ConnectTo(ConnectToMessage),
 }
@@ -196,6 +200,8 @@ impl LinkRequest {
             method::CLOSE => LinkRequest::Close(CloseMessage::from_adr(one(method::CLOSE)?)?),
             method::GET_NEIGHBORS if call.args.is_empty() => LinkRequest::GetNeighbors,
             method::GET_NEIGHBORS => return Err(LinkError::WrongArgs(method::GET_NEIGHBORS)),
+            method::GET_NODE_INFO if call.args.is_empty() => LinkRequest::GetNodeInfo,
+            method::GET_NODE_INFO => return Err(LinkError::WrongArgs(method::GET_NODE_INFO)),
             method::CONNECT_TO => {
                 LinkRequest::ConnectTo(ConnectToMessage::from_adr(one(method::CONNECT_TO)?)?)
             }
@@ -211,6 +217,7 @@ impl LinkRequest {
             LinkRequest::Ping(v) => (method::PING, vec![v.clone()]),
             LinkRequest::Close(cm) => (method::CLOSE, vec![cm.to_adr()]),
             LinkRequest::GetNeighbors => (method::GET_NEIGHBORS, vec![]),
+            LinkRequest::GetNodeInfo => (method::GET_NODE_INFO, vec![]),
             LinkRequest::ConnectTo(ctm) => (method::CONNECT_TO, vec![ctm.to_adr()]),
         };
         RpcCall::new(m, args)

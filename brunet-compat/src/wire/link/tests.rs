@@ -77,6 +77,7 @@ fn status_ctm_close_round_trip() {
         LinkRequest::Close(close),
         LinkRequest::Ping(Adr::str("")),
         LinkRequest::GetNeighbors,
+        LinkRequest::GetNodeInfo,
     ] {
         let bytes = req.to_call().to_adr().to_bytes().unwrap();
         let back = RpcCall::from_adr(&adr::parse_exact(&bytes).unwrap()).unwrap();
