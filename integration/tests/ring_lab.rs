@@ -28,26 +28,36 @@ struct Ring {
     homes: Vec<NodeHome>,
     daemons: Vec<Daemon>,
     names: Vec<String>,
+    /// Nodes running now (indices into `homes`).
+    alive: Vec<usize>,
 }
 
-/// `per_kind` sites of each NAT kind, one node each; odd nodes log into ejabberd.
-fn start(per_kind: usize) -> Ring {
+/// `per_kind` sites of each NAT kind, one node each, plus `late` port-restricted sites whose
+/// nodes are not started yet. Nodes alternate between Prosody and ejabberd accounts, except
+/// that UDP-blocked sites use Prosody (whose TURN, coturn, is not the XMPP server itself).
+fn start(per_kind: usize, late: usize) -> Ring {
+    let mut names = Vec::new();
     let mut sites = Vec::new();
     for k in 0..per_kind {
         for (name, kind) in KINDS {
+            names.push(format!("{name}{k}"));
             sites.push(SiteSpec::new(format!("{name}{k}"), kind));
         }
     }
+    for k in 0..late {
+        names.push(format!("late{k}"));
+        sites.push(SiteSpec::new(
+            format!("late{k}"),
+            NatKind::PortRestrictedCone,
+        ));
+    }
     let mut spec = LabSpec::with_sites(sites);
-    spec.users = (6 * per_kind) as u32;
+    spec.users = names.len() as u32;
     let lab = Lab::up(spec).expect("lab up");
-    let names: Vec<String> = (0..per_kind)
-        .flat_map(|k| KINDS.iter().map(move |(n, _)| format!("{n}{k}")))
-        .collect();
     let homes: Vec<NodeHome> = names.iter().map(|n| NodeHome::new(&lab, n)).collect();
     for (i, (h, n)) in homes.iter().zip(&names).enumerate() {
         let site = lab.site(n).expect("site");
-        let (domain, tls) = if i % 2 == 0 {
+        let (domain, tls) = if i % 2 == 0 || n.starts_with("blocked") {
             (ALPHA, TlsMode::StartTls)
         } else {
             (BETA, TlsMode::Direct)
@@ -57,6 +67,7 @@ fn start(per_kind: usize) -> Ring {
     let daemons = homes
         .iter()
         .zip(&names)
+        .take(6 * per_kind)
         .map(|(h, n)| h.up(&lab.site(n).expect("site").host))
         .collect();
     Ring {
@@ -64,6 +75,7 @@ fn start(per_kind: usize) -> Ring {
         homes,
         daemons,
         names,
+        alive: (0..6 * per_kind).collect(),
     }
 }
 
@@ -73,7 +85,7 @@ fn overlay(s: &NodeStatus) -> Option<&chamber::runtime::RingView> {
 
 impl Ring {
     fn statuses(&self) -> Vec<Option<NodeStatus>> {
-        self.homes.iter().map(|h| h.status()).collect()
+        self.alive.iter().map(|&i| self.homes[i].status()).collect()
     }
 
     /// Whether every node's nearest left and right peers are its true ring neighbours.
@@ -116,7 +128,8 @@ impl Ring {
 
     fn dump(&self) -> String {
         let mut out = String::new();
-        for ((s, d), n) in self.statuses().iter().zip(&self.daemons).zip(&self.names) {
+        for (s, &i) in self.statuses().iter().zip(&self.alive) {
+            let (d, n) = (&self.daemons[i], &self.names[i]);
             out += &format!("=== {n}\n");
             match s {
                 Some(s) => out += &s.to_string(),
@@ -169,32 +182,105 @@ fn unix_ms() -> u64 {
         .as_millis() as u64
 }
 
+impl Ring {
+    /// Pings every ordered pair of running nodes; each pair gets `tries` attempts.
+    fn ping_all(&self, tries: usize) -> Vec<String> {
+        let mut failed = Vec::new();
+        for &a in &self.alive {
+            for &b in &self.alive {
+                if a == b {
+                    continue;
+                }
+                let mut last = String::new();
+                let ok = (0..tries).any(|_| match self.ping(a, b) {
+                    Ok(_) => true,
+                    Err(e) => {
+                        last = e;
+                        false
+                    }
+                });
+                if !ok {
+                    failed.push(format!("{} -> {}: {last}", self.names[a], self.names[b]));
+                }
+            }
+        }
+        failed
+    }
+
+    fn start_node(&mut self, i: usize) {
+        let ns = &self.lab.site(&self.names[i]).expect("site").host;
+        self.daemons.push(self.homes[i].up(ns));
+        self.alive.push(i);
+    }
+}
+
 #[test]
-fn six_friends_behind_every_nat_form_one_ring_and_ping_each_other() {
+fn friends_behind_every_nat_form_one_ring_that_survives_a_kill_and_the_servers() {
     if !common::lab_available() {
         return;
     }
-    let ring = start(1);
+    let mut ring = start(1, 1);
     let last_login = ring.all_online();
     let Some(_) = ring.wait_consistent(Duration::from_secs(30)) else {
         panic!("ring not consistent within 30 s:\n{}", ring.dump());
     };
     let after_login = unix_ms().saturating_sub(last_login);
-    eprintln!("ring consistent {after_login} ms after the last login");
-    for a in 0..ring.names.len() {
-        for b in 0..ring.names.len() {
-            if a != b {
-                match ring.ping(a, b) {
-                    Ok(t) => eprint!("{} -> {}: {t}", ring.names[a], ring.names[b]),
-                    Err(e) => panic!(
-                        "{} -> {} failed: {e}\n{}",
-                        ring.names[a],
-                        ring.names[b],
-                        ring.dump()
-                    ),
-                }
-            }
-        }
-    }
+    eprintln!("ring of 6 consistent {after_login} ms after the last login");
+    let failed = ring.ping_all(1);
+    assert!(
+        failed.is_empty(),
+        "pings failed: {failed:#?}\n{}",
+        ring.dump()
+    );
+    eprintln!("all 30 ordered pairs pinged over the ring");
+
+    // SIGKILL the full-cone node: the five others close the gap.
+    let victim = ring.names.iter().position(|n| n == "full0").expect("full0");
+    ring.daemons[victim].kill();
+    ring.alive.retain(|&i| i != victim);
+    let Some(repair) = ring.wait_consistent(Duration::from_secs(30)) else {
+        panic!(
+            "ring not consistent within 30 s of a kill:\n{}",
+            ring.dump()
+        );
+    };
+    eprintln!(
+        "ring consistent again {} ms after SIGKILL",
+        repair.as_millis()
+    );
+
+    // Both XMPP servers down: the ring carries on by itself.
+    ring.lab.stop_server("Prosody");
+    ring.lab.stop_server("ejabberd");
+    let t = Instant::now();
+    let failed = ring.ping_all(3);
+    assert!(
+        failed.is_empty(),
+        "pings failed with the servers down: {failed:#?}\n{}",
+        ring.dump()
+    );
+    eprintln!(
+        "all 20 ordered pairs pinged with both XMPP servers down ({} ms)",
+        t.elapsed().as_millis()
+    );
+
+    // Servers back: a new friend joins.
+    ring.lab.start_server("Prosody").expect("Prosody back");
+    ring.lab.start_server("ejabberd").expect("ejabberd back");
+    let late = ring.names.iter().position(|n| n == "late0").expect("late0");
+    ring.start_node(late);
+    let Some(join) = ring.wait_consistent(Duration::from_secs(60)) else {
+        panic!("the new friend did not join within 60 s:\n{}", ring.dump());
+    };
+    eprintln!(
+        "new friend in a consistent ring {} ms after its start",
+        join.as_millis()
+    );
+    let failed = ring.ping_all(2);
+    assert!(
+        failed.is_empty(),
+        "pings failed after the join: {failed:#?}\n{}",
+        ring.dump()
+    );
     eprintln!("{}", ring.dump());
 }

@@ -5,10 +5,11 @@
 use std::time::Instant;
 
 use brunet_compat::address::Address as RingAddress;
+use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::mpsc;
 
 use super::{Cmd, Via};
-use crate::link::{Link, LinkSender, LinkStatus};
+use crate::link::{Link, LinkEvent, LinkSender, LinkState, LinkStatus};
 
 /// Datagrams queued per link before new ones are dropped.
 const QUEUE: usize = 512;
@@ -37,10 +38,25 @@ impl LinkEntry {
     ) -> LinkEntry {
         let sid = link.sid().to_owned();
         let (sender, mut rx) = link.split();
+        // The datagram stream stays open while the sender lives; the end of a link is its
+        // `Down` event (subscribed before the state is checked, so none is missed).
+        let mut events = sender.events();
+        let over = sender.status().state == LinkState::Down;
         tokio::spawn(async move {
-            while let Some(bytes) = rx.recv().await {
-                if cmds.send(Cmd::LinkData { link: id, bytes }).await.is_err() {
-                    return;
+            while !over {
+                tokio::select! {
+                    d = rx.recv() => match d {
+                        Some(bytes) => {
+                            if cmds.send(Cmd::LinkData { link: id, bytes }).await.is_err() {
+                                return;
+                            }
+                        }
+                        None => break,
+                    },
+                    e = events.recv() => match e {
+                        Ok(LinkEvent::Down(_)) | Err(RecvError::Closed) => break,
+                        _ => {}
+                    },
                 }
             }
             let _ = cmds.send(Cmd::LinkGone { link: id }).await;
