@@ -53,6 +53,9 @@ impl Task {
         };
         a.servers = Some(servers);
         for r in 0..self.rings.len() {
+            if self.rings[r].left {
+                continue;
+            }
             self.start_xmpp_linker(r, account);
             // The ring linker starts with the first account's servers (TURN for members
             // behind UDP-blocking or symmetric NATs).
@@ -77,7 +80,7 @@ impl Task {
         cfg
     }
 
-    fn start_xmpp_linker(&mut self, r: usize, account: usize) {
+    pub(super) fn start_xmpp_linker(&mut self, r: usize, account: usize) {
         let a = &self.accounts[account];
         let Some(jid) = a.jid.clone() else { return };
         if self.rings[r].xmpp[account].is_some() {
@@ -117,7 +120,7 @@ impl Task {
     }
 
     /// Starts ring `r`'s linker over the ring with the servers known now.
-    fn start_overlay_linker(&mut self, r: usize) {
+    pub(super) fn start_overlay_linker(&mut self, r: usize) {
         let transport = Arc::new(RingTransport {
             ring: r,
             cmds: self.cmds.clone(),
@@ -163,7 +166,7 @@ impl Task {
         jid: FullJid,
         addr: RingAddress,
     ) {
-        let Some(r) = self.rings.iter().position(|x| x.name == ring) else {
+        let Some(r) = self.ring_index(ring) else {
             return;
         };
         let routes = self.rings[r].friends.entry(addr).or_default();
@@ -175,7 +178,7 @@ impl Task {
     }
 
     pub(super) fn friend_down(&mut self, ring: &str, jid: &FullJid) {
-        let Some(r) = self.rings.iter().position(|x| x.name == ring) else {
+        let Some(r) = self.ring_index(ring) else {
             return;
         };
         let friends = &mut self.rings[r].friends;
@@ -359,7 +362,7 @@ impl Task {
         let linkers: Vec<Linker<FullJid>> = self
             .rings
             .iter()
-            .filter(|r| ring_of_offer.is_none_or(|id| id == r.id))
+            .filter(|r| !r.left && ring_of_offer.is_none_or(|id| id == r.id))
             .filter_map(|r| r.xmpp.get(account)?.clone())
             .collect();
         tokio::spawn(async move {

@@ -37,27 +37,14 @@ impl LinkEntry {
         cmds: mpsc::Sender<Cmd>,
     ) -> LinkEntry {
         let sid = link.sid().to_owned();
-        let (sender, mut rx) = link.split();
+        let (sender, rx) = link.split();
         // The datagram stream stays open while the sender lives; the end of a link is its
         // `Down` event (subscribed before the state is checked, so none is missed).
-        let mut events = sender.events();
+        let events = sender.events();
         let over = sender.status().state == LinkState::Down;
         tokio::spawn(async move {
-            while !over {
-                tokio::select! {
-                    d = rx.recv() => match d {
-                        Some(bytes) => {
-                            if cmds.send(Cmd::LinkData { link: id, bytes }).await.is_err() {
-                                return;
-                            }
-                        }
-                        None => break,
-                    },
-                    e = events.recv() => match e {
-                        Ok(LinkEvent::Down(_)) | Err(RecvError::Closed) => break,
-                        _ => {}
-                    },
-                }
+            if !over {
+                forward(id, rx, events, &cmds).await;
             }
             let _ = cmds.send(Cmd::LinkGone { link: id }).await;
         });
@@ -98,5 +85,30 @@ impl LinkEntry {
     pub fn close(self) {
         let sender = self.sender;
         tokio::spawn(async move { sender.close().await });
+    }
+}
+
+/// Passes a link's datagrams to the runtime until the link is down.
+async fn forward(
+    id: u64,
+    mut rx: mpsc::Receiver<Vec<u8>>,
+    mut events: tokio::sync::broadcast::Receiver<LinkEvent>,
+    cmds: &mpsc::Sender<Cmd>,
+) {
+    loop {
+        tokio::select! {
+            d = rx.recv() => match d {
+                Some(bytes) => {
+                    if cmds.send(Cmd::LinkData { link: id, bytes }).await.is_err() {
+                        return;
+                    }
+                }
+                None => return,
+            },
+            e = events.recv() => match e {
+                Ok(LinkEvent::Down(_)) | Err(RecvError::Closed) => return,
+                _ => {}
+            },
+        }
     }
 }

@@ -111,6 +111,8 @@ pub(crate) enum Cmd {
         target: String,
         reply: oneshot::Sender<Result<PingReport, String>>,
     },
+    AddRing(RingSpec),
+    LeaveRing(String),
     Shutdown(oneshot::Sender<()>),
 }
 
@@ -222,6 +224,16 @@ impl RuntimeHandle {
         self.send(Cmd::Ping { target, reply: tx }).await;
         rx.await
             .unwrap_or_else(|_| Err("the node is shutting down".into()))
+    }
+
+    /// Joins one more ring (after `chamber ring join` or `create`).
+    pub async fn add_ring(&self, spec: RingSpec) {
+        self.send(Cmd::AddRing(spec)).await;
+    }
+
+    /// Leaves the ring named `name`: tells its peers and closes its links.
+    pub async fn leave_ring(&self, name: String) {
+        self.send(Cmd::LeaveRing(name)).await;
     }
 
     /// Leaves every ring and closes every link.

@@ -37,6 +37,8 @@ pub(super) struct RingRun {
     pub overlay: Option<Linker<OverlayPeer>>,
     /// Peers a link is being made to.
     pub connecting: BTreeSet<RingAddress>,
+    /// The node left this ring (its slot stays so indices held by tasks stay valid).
+    pub left: bool,
 }
 
 impl RingRun {
@@ -61,6 +63,7 @@ impl RingRun {
             xmpp: vec![None; accounts],
             overlay: None,
             connecting: BTreeSet::new(),
+            left: false,
         }
     }
 

@@ -98,7 +98,10 @@ pub fn kind_name(k: PathKind) -> &'static str {
 
 impl Task {
     pub(super) fn views(&self) -> Vec<RingView> {
-        (0..self.rings.len()).map(|r| self.view(r)).collect()
+        (0..self.rings.len())
+            .filter(|&r| !self.rings[r].left)
+            .map(|r| self.view(r))
+            .collect()
     }
 
     fn view(&self, r: usize) -> RingView {
@@ -170,14 +173,18 @@ impl Task {
                 .position(|r| r.core.is_routable())
                 .map(|r| (r, a))
         } else {
-            self.rings.iter().enumerate().find_map(|(r, ring)| {
-                ring.friends.iter().find_map(|(addr, routes)| {
-                    routes
-                        .iter()
-                        .any(|f| f.jid.as_str() == target || f.jid.to_bare().as_str() == target)
-                        .then_some((r, *addr))
+            self.rings
+                .iter()
+                .enumerate()
+                .filter(|(_, r)| !r.left)
+                .find_map(|(r, ring)| {
+                    ring.friends.iter().find_map(|(addr, routes)| {
+                        routes
+                            .iter()
+                            .any(|f| f.jid.as_str() == target || f.jid.to_bare().as_str() == target)
+                            .then_some((r, *addr))
+                    })
                 })
-            })
         };
         let Some((r, addr)) = found else {
             let _ = reply.send(Err(format!(

@@ -38,6 +38,7 @@ pub(super) struct PendingPing {
 }
 
 pub(super) struct Task {
+    pub secret: NodeSecret,
     pub cfg: RuntimeConfig,
     pub cmds: mpsc::Sender<Cmd>,
     pub epoch: Instant,
@@ -67,6 +68,7 @@ impl Task {
             .map(|s| RingRun::new(secret, s, n, Time::ZERO))
             .collect();
         Task {
+            secret: NodeSecret::from_bytes(&secret.to_bytes()),
             cfg,
             cmds,
             epoch: Instant::now(),
@@ -123,7 +125,7 @@ impl Task {
                 () = sleep_until(wake) => {
                     let now = self.now();
                     for r in 0..self.rings.len() {
-                        if self.rings[r].deadline <= now {
+                        if !self.rings[r].left && self.rings[r].deadline <= now {
                             self.rings[r].core.handle_input(now, Input::Timeout);
                             self.drain(r);
                         }
@@ -191,6 +193,8 @@ impl Task {
                 let _ = reply.send(self.views());
             }
             Cmd::Ping { target, reply } => self.ping(&target, reply),
+            Cmd::AddRing(spec) => self.add_ring(&spec),
+            Cmd::LeaveRing(name) => self.leave_ring(&name),
             Cmd::Shutdown(_) => unreachable!("handled by the loop"),
         }
     }
@@ -321,6 +325,58 @@ impl Task {
                 )));
             }
         }
+    }
+
+    /// The live ring named `name`.
+    pub fn ring_index(&self, name: &str) -> Option<usize> {
+        self.rings.iter().position(|r| !r.left && r.name == name)
+    }
+
+    fn add_ring(&mut self, spec: &RingSpec) {
+        if self.ring_index(&spec.name).is_some() {
+            return;
+        }
+        let now = self.now();
+        self.rings
+            .push(RingRun::new(&self.secret, spec, self.accounts.len(), now));
+        let r = self.rings.len() - 1;
+        tracing::info!(ring = %spec.name, "joined a ring");
+        for a in 0..self.accounts.len() {
+            if self.accounts[a].servers.is_some() {
+                self.start_xmpp_linker(r, a);
+                if self.rings[r].overlay.is_none() {
+                    self.start_overlay_linker(r);
+                }
+            }
+        }
+        self.drain(r);
+    }
+
+    fn leave_ring(&mut self, name: &str) {
+        let Some(r) = self.ring_index(name) else {
+            return;
+        };
+        let now = self.now();
+        self.rings[r].core.leave(now);
+        self.drain(r);
+        // Whatever the core did not close (links still being made) goes too.
+        let ids: Vec<u64> = self
+            .links
+            .iter()
+            .filter(|(_, l)| l.ring == r)
+            .map(|(i, _)| *i)
+            .collect();
+        for id in ids {
+            if let Some(l) = self.links.remove(&id) {
+                l.close();
+            }
+        }
+        let ring = &mut self.rings[r];
+        ring.left = true;
+        ring.xmpp.iter_mut().for_each(|l| *l = None);
+        ring.overlay = None;
+        ring.friends.clear();
+        tracing::info!(ring = %name, "left the ring");
     }
 
     fn shutdown(&mut self) {
