@@ -32,6 +32,8 @@ pub enum SigContext {
     Record,
     /// A ring invite ([`crate::invite`]).
     Invite,
+    /// A node's keys, answered to a friend's query ([`crate::node_keys`]).
+    NodeKeys,
 }
 
 impl SigContext {
@@ -42,6 +44,7 @@ impl SigContext {
             SigContext::Announce => b"chamber/sig/announce/v1\0",
             SigContext::Record => b"chamber/sig/record/v1\0",
             SigContext::Invite => b"chamber/sig/invite/v1\0",
+            SigContext::NodeKeys => b"chamber/sig/node-keys/v1\0",
         }
     }
 }

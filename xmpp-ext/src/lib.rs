@@ -14,6 +14,7 @@
 //! | [`extdisco`] | XEP-0215 external service discovery (STUN/TURN) |
 //! | [`jingle`] | XEP-0166 sessions with an XEP-0176 ICE-UDP transport and the chamber description |
 //! | [`invite`] | a ring invite encrypted to a friend's node key |
+//! | [`node_keys`] | a node's keys, asked for by a friend who wants to invite it |
 //!
 //! Parsers never panic on untrusted input: every failure is an [`Error`] variant, and every parser
 //! bounds the size of what it accepts before doing real work (see [`xml::Limits`]).
@@ -47,6 +48,7 @@ pub mod extdisco;
 pub mod invite;
 pub mod jingle;
 pub mod keys;
+pub mod node_keys;
 pub mod record;
 pub mod ring_id;
 pub mod xml;
