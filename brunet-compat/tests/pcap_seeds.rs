@@ -2,8 +2,9 @@
 //!
 //! Each decoder's fuzz target starts from the real inputs it sees inside the captured
 //! datagrams: whole datagrams (`packet`, `udp`), AH headers with payload (`ah`),
-//! forwarding headers (`forward`), ReqRep messages (`reqrep`), ADR values (`adr`, `link`)
-//! and transport-address strings (`ta`). Inputs are deduplicated by target and length,
+//! forwarding headers (`forward`), ReqRep messages (`reqrep`), ADR values (`adr`, `link`),
+//! transport-address strings (`ta`) and datagram records for a profile node
+//! (`profile_node`). Inputs are deduplicated by target and length,
 //! since same-length datagrams are the same message with other ids.
 //!
 //! `BRUNET_WRITE_SEEDS=1 cargo test -p brunet-compat --test pcap_seeds` (re)writes the
@@ -121,6 +122,11 @@ fn seeds() -> Seeds {
     for d in payloads() {
         seeds.add("udp", d.clone());
         seeds.add("packet", d.clone());
+        // profile_node records: ctl (source port 15000 + 1) | len | datagram.
+        let mut record = vec![1];
+        record.extend_from_slice(&u16::try_from(d.len()).unwrap().to_be_bytes());
+        record.extend_from_slice(&d);
+        seeds.add("profile_node", record);
         if let PacketBody::Payload(p) = Packet::parse(&d).unwrap().body {
             seeds.payload(&p);
         }
@@ -135,7 +141,15 @@ fn fuzz_corpus_holds_the_capture_seeds() {
     let seeds = seeds();
     let targets: BTreeSet<_> = seeds.0.keys().copied().collect();
     let expected: BTreeSet<_> = [
-        "adr", "ah", "forward", "link", "packet", "reqrep", "ta", "udp",
+        "adr",
+        "ah",
+        "forward",
+        "link",
+        "packet",
+        "profile_node",
+        "reqrep",
+        "ta",
+        "udp",
     ]
     .into_iter()
     .collect();

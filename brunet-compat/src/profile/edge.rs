@@ -124,17 +124,21 @@ impl Edges {
                 e.last_in = now;
                 return Accepted::Edge(e.id);
             }
-            if h.sender == 0 {
+            // Ids are positive: a negative one could not be told from a control message.
+            if h.sender <= 0 {
                 return Accepted::Unknown { closed: false };
             }
             self.open(new_id, from, h.sender, now);
             return Accepted::Edge(new_id);
         }
+        if h.sender <= 0 {
+            return Accepted::Unknown { closed: false };
+        }
         let closed = self.closed.contains(&(h.receiver, h.sender));
         let Some(e) = self.get_mut(h.receiver) else {
             return Accepted::Unknown { closed };
         };
-        if e.remote_id == 0 && e.outbound && h.sender != 0 {
+        if e.remote_id == 0 && e.outbound {
             e.remote_id = h.sender;
         }
         if e.remote_id != h.sender {

@@ -269,7 +269,12 @@ impl Node {
         if ptype == PType::REQREP {
             self.on_reqrep(Route::Edge(edge), rest);
         } else if ptype == PType::AH {
-            let Ok(ah) = AhPacket::new_checked(rest) else {
+            // Only well-formed payloads are delivered or passed on: a relay must not
+            // become a way to send garbage in our name.
+            let Some(ah) = AhPacket::new_checked(rest)
+                .ok()
+                .filter(|ah| crate::wire::Payload::parse(ah.payload()).is_ok())
+            else {
                 self.stats.malformed += 1;
                 return;
             };

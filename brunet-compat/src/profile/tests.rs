@@ -209,3 +209,42 @@ fn requests_are_resent_then_fail() {
     assert!(failed);
     assert_eq!(n.stats().resent, 5);
 }
+
+#[test]
+fn negative_sender_ids_open_no_edge() {
+    // A negative id would make our EdgeClosed answers look like data (found by fuzzing).
+    let mut n = node();
+    let d = datagram(-5, 0, ReqRepType::Request, 5, &start("R", peer()));
+    assert_eq!(feed(&mut n, &d), (vec![], vec![]));
+    assert_eq!(n.edges().iter().count(), 0);
+    assert_eq!(n.stats().unknown_edge, 1);
+}
+
+#[test]
+fn malformed_ah_payloads_are_neither_delivered_nor_relayed() {
+    let mut n = node();
+    let (sent, _) = feed(
+        &mut n,
+        &datagram(77, 0, ReqRepType::Request, 5, &start("R", peer())),
+    );
+    let mine = sent[0].header.sender;
+    let mut d = Vec::new();
+    UdpHeader {
+        sender: 77,
+        receiver: mine,
+    }
+    .emit(&mut d);
+    d.push(2);
+    crate::wire::ah::AhRepr {
+        hops: 1,
+        ttl: 5,
+        source: peer(),
+        destination: me(),
+        mode: crate::wire::ah::DeliveryMode::Exact,
+    }
+    .emit(&mut d);
+    d.extend_from_slice(b"r\0\x01\0\0\0\x01p\0(");
+    assert_eq!(feed(&mut n, &d), (vec![], vec![]));
+    assert_eq!(n.stats().malformed, 1);
+    assert_eq!(n.stats().delivered, 0);
+}
