@@ -1,6 +1,7 @@
 //! chamber: a private, encrypted, self-organising overlay of friends, bootstrapped from the XMPP
 //! accounts they already have. See `docs/architecture.md` for the layers.
 pub mod account;
+pub mod brunet;
 pub mod cli;
 pub mod config;
 pub mod control;

@@ -4,6 +4,7 @@
 #![warn(missing_docs)]
 
 mod account;
+pub mod brunet;
 mod daemon;
 mod netcheck;
 
@@ -59,6 +60,8 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Join a Brunet ring over Brunet's UDP profile (PLAINTEXT: no encryption, no authentication)
+    Brunet(brunet::BrunetArgs),
     /// Check the network: STUN/TURN offered by each server, public address, NAT type
     Netcheck {
         /// Print JSON instead of text
@@ -147,6 +150,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             json,
         } => daemon::ping(&config_path, &target, count, json).await,
         Command::Netcheck { json, stun } => netcheck::run(&config_path, json, &stun).await,
+        Command::Brunet(args) => brunet::run(args).await,
     }
 }
 
