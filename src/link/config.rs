@@ -67,6 +67,11 @@ pub struct LinkerConfig {
     pub hint: PathHint,
     /// A link not up after this long has failed.
     pub setup_timeout: Duration,
+    /// How often a link on a TURN relay looks for a direct path again (DESIGN.md §4: about
+    /// once a minute), jittered by ±15 % so links made together do not probe together: a
+    /// relay costs the server bandwidth and every packet a detour, and the network that
+    /// forced it (a UDP-blocking café, a symmetric NAT) may be gone. Zero never re-probes.
+    pub reprobe_relayed: Duration,
 }
 
 impl Default for LinkerConfig {
@@ -78,6 +83,7 @@ impl Default for LinkerConfig {
             servers: Vec::new(),
             hint: PathHint::Unknown,
             setup_timeout: Duration::from_secs(30),
+            reprobe_relayed: Duration::from_secs(60),
         }
     }
 }

@@ -5,7 +5,8 @@
 //! An ICE restart here is a fresh agent with fresh credentials announced in `transport-info`
 //! (XEP-0176 §7.3): the old path keeps carrying traffic until the new one connects, so a restart
 //! on a live link loses nothing (make before break), and the Noise session survives it
-//! unchanged.
+//! unchanged. Which connected generation carries the link, and the re-probing of relayed
+//! links, is in [`path_choice`](super::path_choice).
 
 use std::collections::HashSet;
 use std::net::SocketAddr;
@@ -57,6 +58,8 @@ pub(super) struct Params {
     pub(super) hint: PathHint,
     pub(super) ice: IceConfig,
     pub(super) setup_timeout: Duration,
+    /// How often a relayed link looks for a direct path (zero: never).
+    pub(super) reprobe: Duration,
 }
 
 pub(super) enum Ev {
@@ -83,6 +86,12 @@ pub(super) struct Driver {
     pub(super) up: bool,
     pub(super) restarts: u32,
     pub(super) candidates_sent: u32,
+    /// The generation whose path carries the link.
+    pub(super) active: Option<u8>,
+    /// When a relayed link next looks for a direct path.
+    pub(super) reprobe_at: Option<Instant>,
+    /// The peer's credentials of generations closed (see `path_choice`).
+    pub(super) retired: Vec<String>,
 }
 
 impl Driver {
@@ -107,6 +116,9 @@ impl Driver {
                 up: false,
                 restarts: 0,
                 candidates_sent: 0,
+                active: None,
+                reprobe_at: None,
+                retired: Vec::new(),
             },
             ev_rx,
         )
@@ -121,7 +133,7 @@ impl Driver {
         remote: Option<IceUdpTransport>,
     ) {
         let deadline = Instant::now() + self.p.setup_timeout;
-        if let Err(e) = self.new_generation(true).await {
+        if let Err(e) = self.new_generation(true, self.p.hint).await {
             return self.fail(LinkError::Ice(e), Reason::FailedTransport);
         }
         if let Some(t) = remote {
@@ -133,6 +145,13 @@ impl Driver {
                     std::future::pending::<()>().await
                 } else {
                     tokio::time::sleep_until(deadline).await
+                }
+            };
+            let reprobe_at = self.reprobe_at;
+            let reprobe = async move {
+                match reprobe_at {
+                    Some(at) => tokio::time::sleep_until(at).await,
+                    None => std::future::pending::<()>().await,
                 }
             };
             tokio::select! {
@@ -167,6 +186,7 @@ impl Driver {
                 Some(n) = notes.recv() => match n {
                     DriverNote::Up => {}
                     DriverNote::Stale => self.restart().await,
+                    DriverNote::Followed(generation) => self.on_followed(generation),
                     DriverNote::Refused(reason) => {
                         let e = LinkError::Refused { peer: self.p.peer.clone(), reason };
                         return self.stop(e, Some(Reason::SecurityError)).await;
@@ -190,6 +210,7 @@ impl Driver {
                     let e = LinkError::Timeout { peer: self.p.peer.clone(), secs: self.p.setup_timeout.as_secs() };
                     return self.stop(e, Some(Reason::Timeout)).await;
                 }
+                _ = reprobe => self.reprobe().await,
             }
             if !self.up && self.shared.status().state == super::LinkState::Up {
                 self.up = true;
@@ -199,6 +220,7 @@ impl Driver {
                         .send(ManagerNote::Ready(self.p.sid.clone(), Box::new(link)));
                 }
             }
+            self.schedule_reprobe();
         }
     }
 
@@ -265,54 +287,29 @@ impl Driver {
             Ev::State(generation, state) => {
                 tracing::debug!(sid = %self.p.sid, generation, %state, "ICE state");
                 let latest = self.slots.last().map(|s| s.generation) == Some(generation);
-                if state == ConnectionState::Failed
-                    && let Some(s) = self.slots.iter_mut().find(|s| s.generation == generation)
-                {
-                    s.failed = true;
+                if let Some(s) = self.slots.iter_mut().find(|s| s.generation == generation) {
+                    s.failed |= state == ConnectionState::Failed;
+                    s.lost = matches!(
+                        state,
+                        ConnectionState::Failed | ConnectionState::Disconnected
+                    );
                 }
-                match state {
-                    ConnectionState::Failed if latest && !self.up => {
-                        return Some(if self.relays_seen {
-                            LinkError::IceFailed {
-                                peer: self.p.peer.clone(),
-                            }
-                        } else {
-                            LinkError::NoDirectPath {
-                                peer: self.p.peer.clone(),
-                            }
-                        });
-                    }
-                    ConnectionState::Failed | ConnectionState::Disconnected
-                        if latest && self.up =>
-                    {
-                        self.restart().await;
-                    }
-                    _ => {}
-                }
-            }
-            Ev::Conn(generation, Ok(conn)) => {
-                let i = self.slots.iter().position(|s| s.generation == generation)?;
-                self.slots[i].connected = true;
-                let pair = self.slots[i].agent.get_selected_candidate_pair()?;
-                let mut path = ice::path_of(&pair)?;
-                path.over_tcp = self.relay_over_tcp(pair.local.as_ref());
-                if self.remote_relays.contains(&path.remote) {
-                    path.kind = ice::PathKind::TurnRelay;
-                }
-                tracing::info!(sid = %self.p.sid, peer = %self.p.peer, generation, kind = path.kind.as_str(),
-                    local = %path.local, remote = %path.remote, over_tcp = path.over_tcp, "ICE connected");
-                for p in self.shared.set_path(conn.clone(), path) {
-                    let _ = conn.send(&p).await;
-                }
-                // Older generations are done once the new path carries the link.
-                let old: Vec<Slot> = self.slots.drain(..i).collect();
-                for s in old {
-                    tokio::spawn(async move {
-                        tokio::time::sleep(Duration::from_secs(2)).await;
-                        let _ = s.agent.close().await;
+                if state == ConnectionState::Failed && latest && !self.up {
+                    return Some(if self.relays_seen {
+                        LinkError::IceFailed {
+                            peer: self.p.peer.clone(),
+                        }
+                    } else {
+                        LinkError::NoDirectPath {
+                            peer: self.p.peer.clone(),
+                        }
                     });
                 }
+                if self.up {
+                    self.on_lost(generation, state, latest).await;
+                }
             }
+            Ev::Conn(generation, Ok(conn)) => self.on_connected(generation, conn).await,
             Ev::Conn(generation, Err(e)) => {
                 tracing::debug!(sid = %self.p.sid, generation, %e, "ICE connect ended");
             }

@@ -24,6 +24,11 @@ pub(super) struct Slot {
     pub(super) connected: bool,
     /// ICE gave up on this generation: a restart replaces it.
     pub(super) failed: bool,
+    /// ICE reports its pair disconnected or failed (a disconnected pair may come back).
+    pub(super) lost: bool,
+    /// Started to look for a direct path while a relay carries the link: kept only if it
+    /// finds one.
+    pub(super) reprobe: bool,
     pub(super) _cancel: Option<mpsc::Sender<()>>,
     /// The link's first generation: its credentials go in the offer or answer.
     pub(super) first: bool,
@@ -43,19 +48,20 @@ impl Driver {
     /// for as peer-reflexive, with a peer-reflexive priority and wait, even when it comes
     /// from a relay, so a controlling agent that learnt the peer's relays from its checks
     /// before their trickle could nominate a relayed pair as if it were direct.
-    pub(super) async fn new_generation(&mut self, first: bool) -> Result<(), String> {
+    ///
+    /// `hint` is the link's, but a re-probe gives direct pairs their wait whatever it says.
+    pub(super) async fn new_generation(
+        &mut self,
+        first: bool,
+        hint: super::ice::PathHint,
+    ) -> Result<(), String> {
         let generation = self
             .slots
             .last()
             .map_or(0, |s| s.generation.wrapping_add(1));
-        let agent = ice::agent(
-            &self.p.ice,
-            &self.p.servers,
-            self.p.controlling,
-            self.p.hint,
-        )
-        .await
-        .map_err(|e| e.to_string())?;
+        let agent = ice::agent(&self.p.ice, &self.p.servers, self.p.controlling, hint)
+            .await
+            .map_err(|e| e.to_string())?;
         let agent = Arc::new(agent);
         let tx = self.ev_tx.clone();
         agent.on_candidate(Box::new(move |c| {
@@ -78,6 +84,8 @@ impl Driver {
             connecting: false,
             connected: false,
             failed: false,
+            lost: false,
+            reprobe: false,
             _cancel: None,
             first,
             announced: false,
@@ -129,7 +137,7 @@ impl Driver {
         self.restarts += 1;
         self.shared.set_restarts(self.restarts);
         tracing::info!(sid = %self.p.sid, peer = %self.p.peer, "path stale: restarting ICE");
-        if let Err(e) = self.new_generation(false).await {
+        if let Err(e) = self.new_generation(false, self.p.hint).await {
             tracing::warn!(%e, "ICE restart failed");
         }
     }
@@ -138,6 +146,9 @@ impl Driver {
         let (Some(ufrag), pwd) = (t.ufrag.clone(), t.pwd.clone()) else {
             return;
         };
+        if self.retired(&ufrag) {
+            return;
+        }
         for c in &t.candidates {
             if c.kind == xmpp_ext::jingle::CandidateType::Relay {
                 self.relays_seen = true;
@@ -157,7 +168,7 @@ impl Driver {
             if !awaiting {
                 self.restarts += 1;
                 self.shared.set_restarts(self.restarts);
-                if let Err(e) = self.new_generation(false).await {
+                if let Err(e) = self.new_generation(false, self.p.hint).await {
                     tracing::warn!(%e, "ICE restart failed");
                     return;
                 }

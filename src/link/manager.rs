@@ -228,6 +228,7 @@ where
             hint: self.cfg.hint,
             ice: self.cfg.ice.clone(),
             setup_timeout: self.cfg.setup_timeout,
+            reprobe: self.cfg.reprobe_relayed,
         };
         let (driver, ev_rx) = Driver::new(params, shared, link, self.notes_tx.clone());
         let remote_t = remote.map(|(_, t)| t);

@@ -35,8 +35,9 @@
 //! - the path ([`ice`], [`servers`], [`candidates`], [`turn_tcp`], [`turn_frame`]): webrtc-ice
 //!   picks the UDP path from host, server-reflexive and relay candidates, TURN reached over UDP
 //!   or, from a site that blocks UDP, over TCP.
-//! - the driver (`driver`, `generation`, `shared`, `manager`): a tokio task per link runs the
-//!   tunnel over the path and restarts ICE when the path goes stale; [`Linker`] makes and
+//! - the driver (`driver`, `generation`, `path_choice`, `shared`, `manager`): a tokio task per
+//!   link runs the tunnel over the path, restarts ICE when the path goes stale and re-probes
+//!   relayed links for a direct path; [`Linker`] makes and
 //!   accepts links over any signalling transport; [`Link`] is what the runtime holds.
 #![warn(missing_docs)]
 
@@ -53,6 +54,7 @@ mod identity;
 #[allow(clippy::module_inception)]
 mod link;
 mod manager;
+mod path_choice;
 mod receive;
 pub mod replay;
 mod sender;

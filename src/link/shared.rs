@@ -16,7 +16,12 @@ use super::tunnel::{DownReason, Output, Tunnel, TunnelEvent, TunnelStats, buffer
 pub(super) struct Core {
     pub(super) tunnel: Tunnel,
     pub(super) conn: Option<PathConn>,
+    /// The id of the path `conn` is (each path gets the next of `path_ids`).
     pub(super) path_gen: u32,
+    pub(super) path_ids: u32,
+    /// A relayed path the peer may move the link to: taken when an authentic packet arrives
+    /// on it (see [`Shared::add_standby`]).
+    pub(super) standby: Option<Standby>,
     pub(super) status: LinkStatus,
     /// When the timer task wakes next (`None`: it is not asleep): it is woken early only when
     /// the tunnel's next deadline moved before that, not for every packet.
@@ -32,6 +37,15 @@ impl Core {
             (None, Some(_)) => false,
         }
     }
+}
+
+/// A connected path that does not carry the link (yet).
+pub(super) struct Standby {
+    id: u32,
+    conn: PathConn,
+    path: PathInfo,
+    /// The ICE generation it came from.
+    generation: u8,
 }
 
 /// State shared by the handle, the reader and timer tasks and the driver.
@@ -51,6 +65,8 @@ pub(super) enum DriverNote {
     Stale,
     Down(DownReason),
     Refused(String),
+    /// The peer moved the link to the standby path of this ICE generation.
+    Followed(u8),
 }
 
 impl Shared {
@@ -65,6 +81,8 @@ impl Shared {
                 tunnel,
                 conn: None,
                 path_gen: 0,
+                path_ids: 0,
+                standby: None,
                 timer_at: None,
                 status: LinkStatus {
                     state: LinkState::Connecting,
@@ -94,8 +112,9 @@ impl Shared {
     pub(super) fn set_path(self: &Arc<Self>, conn: PathConn, path: PathInfo) -> Vec<Vec<u8>> {
         let mut out = Vec::new();
         let mut c = self.lock();
-        c.path_gen += 1;
-        let first = c.conn.is_none();
+        c.path_ids += 1;
+        c.path_gen = c.path_ids;
+        c.standby = None;
         c.conn = Some(conn.clone());
         c.tunnel.set_observed(path.remote);
         c.tunnel.arm(Instant::now());
@@ -113,12 +132,49 @@ impl Shared {
                 out.push(buf);
             }
         }
-        let _ = first;
         let gen_now = c.path_gen;
         drop(c);
         spawn_reader(self.clone(), conn, gen_now);
         self.wake.notify_one();
         out
+    }
+
+    /// Listens on a path without moving the link to it: a healthy link keeps its path when
+    /// the peer's ICE restart finds only a relay, but the peer may have moved already (it
+    /// lost the old path; we did not notice), so its first authentic packet there moves
+    /// us too.
+    pub(super) fn add_standby(self: &Arc<Self>, conn: PathConn, path: PathInfo, generation: u8) {
+        let id = {
+            let mut c = self.lock();
+            c.path_ids += 1;
+            let id = c.path_ids;
+            c.standby = Some(Standby {
+                id,
+                conn: conn.clone(),
+                path,
+                generation,
+            });
+            id
+        };
+        spawn_reader(self.clone(), conn, id);
+    }
+
+    /// Moves the link to the standby path `id`, if that is the standby.
+    fn follow(&self, c: &mut Core, id: u32) {
+        if c.standby.as_ref().is_none_or(|s| s.id != id) {
+            return;
+        }
+        let Some(s) = c.standby.take() else { return };
+        tracing::info!(kind = s.path.kind.as_str(), remote = %s.path.remote, "the peer moved the link: following");
+        c.conn = Some(s.conn);
+        c.path_gen = id;
+        c.tunnel.set_observed(s.path.remote);
+        if c.tunnel.is_up() {
+            c.status.state = LinkState::Up;
+        }
+        c.status.path = Some(s.path.clone());
+        let _ = self.events.send(LinkEvent::PathChanged(s.path));
+        let _ = self.to_driver.send(DriverNote::Followed(s.generation));
     }
 
     /// Runs tunnel events into status, link events and driver notes; whether there were any.
@@ -224,6 +280,8 @@ fn spawn_reader(shared: Arc<Shared>, conn: PathConn, generation: u32) {
                 if c.conn.is_none() {
                     return;
                 }
+                let other_path = c.path_gen != generation;
+                let authentic_before = c.tunnel.stats().rx_packets;
                 let r = match c.tunnel.decapsulate(Instant::now(), &buf[..n], &mut out) {
                     Output::Done => None,
                     Output::Transmit(p) => Some(p.to_vec()),
@@ -234,12 +292,11 @@ fn spawn_reader(shared: Arc<Shared>, conn: PathConn, generation: u32) {
                         None
                     }
                 };
-                let wake = shared.drain_events(&mut c) || c.timer_late();
-                let stale = c.path_gen != generation;
-                drop(c);
-                if stale {
-                    tracing::trace!(generation, "packet on an older path");
+                if other_path && c.tunnel.stats().rx_packets > authentic_before {
+                    shared.follow(&mut c, generation);
                 }
+                let wake = shared.drain_events(&mut c) || c.timer_late();
+                drop(c);
                 if wake {
                     shared.wake.notify_one();
                 }
