@@ -7,6 +7,7 @@ mod account;
 pub mod brunet;
 mod daemon;
 mod netcheck;
+mod ring;
 
 use std::path::PathBuf;
 
@@ -62,6 +63,9 @@ pub enum Command {
     },
     /// Join a Brunet ring over Brunet's UDP profile (PLAINTEXT: no encryption, no authentication)
     Brunet(brunet::BrunetArgs),
+    /// Make, share, join and leave rings; show one
+    #[command(subcommand)]
+    Ring(RingCommand),
     /// Check the network: STUN/TURN offered by each server, public address, NAT type
     Netcheck {
         /// Print JSON instead of text
@@ -109,6 +113,47 @@ pub enum AccountCommand {
     },
 }
 
+/// `chamber ring ...`
+#[derive(Debug, Subcommand)]
+pub enum RingCommand {
+    /// Make a ring: a fresh secret in the keystore; the running node joins it at once
+    Create {
+        /// The ring's name (yours; friends see it in your invites)
+        name: String,
+    },
+    /// Send a friend (on your roster, running chamber) an invite to a ring, encrypted to their node key
+    Invite {
+        /// The ring's name
+        name: String,
+        /// The friend's bare JID
+        jid: String,
+    },
+    /// Accept a pending invite (see `chamber status`) and join the ring
+    Join {
+        /// The ring's name, as the invite names it
+        name: String,
+    },
+    /// Leave a ring and forget its secret
+    Leave {
+        /// The ring's name
+        name: String,
+    },
+    /// List the rings and pending invites (with the running node's view of each ring)
+    List {
+        /// Print JSON instead of text
+        #[arg(long)]
+        json: bool,
+    },
+    /// Draw a ring as the running node sees it: members in ring order, roles, links
+    Show {
+        /// The ring (default: the only one)
+        name: Option<String>,
+        /// Also write the picture as SVG to FILE
+        #[arg(long, value_name = "FILE")]
+        svg: Option<PathBuf>,
+    },
+}
+
 /// Why a command failed.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -128,6 +173,9 @@ pub enum CliError {
     /// The daemon could not be reached.
     #[error(transparent)]
     Control(#[from] ControlError),
+    /// A ring could not be created, joined or left.
+    #[error(transparent)]
+    Membership(#[from] crate::membership::MembershipError),
     /// The command line or its input is wrong.
     #[error("{0}")]
     Usage(String),
@@ -149,6 +197,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             count,
             json,
         } => daemon::ping(&config_path, &target, count, json).await,
+        Command::Ring(cmd) => ring::run(cmd, &config_path).await,
         Command::Netcheck { json, stun } => netcheck::run(&config_path, json, &stun).await,
         Command::Brunet(args) => brunet::run(args).await,
     }

@@ -123,6 +123,10 @@ fn xdg_paths() {
         p.control_socket,
         PathBuf::from("/run/user/1000/chamber/control.sock")
     );
+    assert_eq!(
+        p.invites_file,
+        PathBuf::from("/home/a/.local/share/chamber/invites.json")
+    );
     // A relative XDG value is ignored, as the specification says.
     let p = Paths::from_vars(vars(&[("HOME", "/h"), ("XDG_CONFIG_HOME", "rel")])).unwrap();
     assert_eq!(

@@ -32,6 +32,28 @@ pub enum Request {
         /// The address or JID.
         target: String,
     },
+    /// Make a ring (secret in the keystore, entry in the configuration) and join it.
+    RingCreate {
+        /// The ring's name.
+        name: String,
+    },
+    /// Accept the pending invite to a ring and join it.
+    RingJoin {
+        /// The ring's name.
+        name: String,
+    },
+    /// Leave a ring and forget it (configuration and keystore).
+    RingLeave {
+        /// The ring's name.
+        name: String,
+    },
+    /// Send a friend an invite to one of our rings.
+    RingInvite {
+        /// The ring's name.
+        name: String,
+        /// The friend's bare JID.
+        jid: String,
+    },
 }
 
 /// The answer.
@@ -43,7 +65,7 @@ pub struct Response {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
     /// The answer's payload: the status for [`Request::Status`], the report for
-    /// [`Request::Ping`].
+    /// [`Request::Ping`], the ring's name and id for a ring joined, where an invite went.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status: Option<serde_json::Value>,
 }

@@ -11,7 +11,9 @@
 #![warn(missing_docs)]
 
 mod bridge;
+mod invites;
 mod reflection;
+mod rings;
 mod setup;
 mod status;
 
@@ -30,6 +32,7 @@ use crate::account::{AccountEvent, AccountHandle, IqError, unix_ms};
 use crate::control::{self, Request, Response};
 use crate::rendezvous::{FriendEvent, Output, Rendezvous};
 use crate::runtime::{RuntimeConfig, RuntimeHandle};
+use rings::Rings;
 use status::FriendTable;
 
 /// How long each account gets to close its stream on shutdown.
@@ -38,6 +41,7 @@ const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
 /// Runs the node until `shutdown` completes (or a `stop` request arrives), then closes every
 /// account cleanly so no ghost presence stays behind.
 pub async fn run(setup: NodeSetup, shutdown: impl Future<Output = ()>) -> Result<(), NodeError> {
+    let rings = Rings::load(&setup)?;
     let listener = control::bind(&setup.control_socket).await?;
     let (events_tx, mut events) = mpsc::channel(1024);
     let mut handles = Vec::new();
@@ -77,9 +81,11 @@ pub async fn run(setup: NodeSetup, shutdown: impl Future<Output = ()>) -> Result
             accounts: Vec::new(),
             rings: Vec::new(),
             net: None,
+            invites: Vec::new(),
         },
         friends: FriendTable::new(),
         netcheck_started: false,
+        rings,
     };
     tracing::info!(fingerprint = %node.status.fingerprint, accounts = handles.len(),
         rings = setup.rings.len(), keystore = %setup.keystore.info().kind, "node up");
@@ -107,7 +113,7 @@ pub async fn run(setup: NodeSetup, shutdown: impl Future<Output = ()>) -> Result
                                 rv.iq_request(i, iq, now);
                             }
                         }
-                        Stanza::Message(_) => {}
+                        Stanza::Message(m) => node.rings.message(&setup.secret, &mut rv, i, &m),
                     },
                 }
             }
@@ -134,6 +140,10 @@ pub async fn run(setup: NodeSetup, shutdown: impl Future<Output = ()>) -> Result
                 Request::Status => {
                     let overlay = runtime.status().await;
                     let _ = reply.send(node.status(&handles, &rv, overlay));
+                }
+                ring_request => {
+                    let cx = rings::Cx { setup: &setup, rv: &mut rv, runtime: &runtime, handles: &handles };
+                    node.rings.handle(ring_request, reply, cx).await;
                 }
             },
             () = sleep_until(wake) => rv.handle_timeout(Instant::now().into_std()),
@@ -180,6 +190,7 @@ struct Node {
     status: NodeStatus,
     friends: FriendTable,
     netcheck_started: bool,
+    rings: Rings,
 }
 
 impl Node {
@@ -209,6 +220,7 @@ impl Node {
     ) -> Response {
         let mut s = self.status.clone();
         s.accounts = handles.iter().map(AccountHandle::status).collect();
+        s.invites = self.rings.invites();
         s.rings = rv
             .rings()
             .iter()

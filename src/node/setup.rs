@@ -29,6 +29,9 @@ pub enum NodeError {
     /// The control socket could not be opened.
     #[error(transparent)]
     Control(#[from] ControlError),
+    /// The pending invites could not be read.
+    #[error(transparent)]
+    Membership(#[from] crate::membership::MembershipError),
     /// Nothing to log into.
     #[error("no account is configured in {path}; add one with `chamber account add JID`")]
     NoAccounts {
@@ -67,6 +70,8 @@ pub struct NodeSetup {
     pub link: LinkOptions,
     /// Liveness checks of friends.
     pub rendezvous: RendezvousOptions,
+    /// Where invites wait until accepted.
+    pub invites_file: PathBuf,
 }
 
 impl NodeSetup {
@@ -120,6 +125,7 @@ impl NodeSetup {
             ring_specs,
             link,
             rendezvous,
+            invites_file: paths.invites_file,
         })
     }
 }

@@ -5,6 +5,7 @@ use std::fmt;
 
 use crate::account::{AccountStatus, LinkState};
 use crate::keystore::StoreInfo;
+use crate::membership::InviteInfo;
 use crate::rendezvous::Friend;
 use crate::runtime::RingView;
 
@@ -27,6 +28,9 @@ pub struct NodeStatus {
     pub rings: Vec<RingStatus>,
     /// The last network check (see `chamber netcheck`), once done.
     pub net: Option<serde_json::Value>,
+    /// Invites to rings, waiting for `chamber ring join`.
+    #[serde(default)]
+    pub invites: Vec<InviteInfo>,
 }
 
 /// One ring.
@@ -117,6 +121,13 @@ impl fmt::Display for NodeStatus {
             if let Some(o) = &r.overlay {
                 write_overlay(f, o)?;
             }
+        }
+        for i in &self.invites {
+            writeln!(
+                f,
+                "invited to ring {} by {} — run `chamber ring join {}`",
+                i.ring, i.from, i.ring
+            )?;
         }
         match self.net.as_ref().and_then(|n| n.get("class")) {
             Some(class) => writeln!(f, "network: NAT {}", class.as_str().unwrap_or("?"))?,

@@ -1,6 +1,6 @@
 //! The roster (RFC 6121 §2: fetched on every new session, then kept current by pushes) and the
-//! IQs a node answers: XEP-0199 pings and XEP-0030 disco#info, to friends and our own server
-//! only. A stranger learns nothing from us, not even that this resource runs chamber.
+//! IQs a node answers: XEP-0199 pings, XEP-0030 disco#info and our node keys (for invites), to
+//! friends and our own server only. A stranger learns nothing from us, not even that this resource runs chamber.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -105,6 +105,9 @@ impl Rendezvous {
             Ok(None)
         } else if !set && trusted && payload.is("ping", ns::PING) {
             Ok(None)
+        } else if !set && trusted && xmpp_ext::node_keys::is_query(&payload) {
+            let keys = xmpp_ext::node_keys::NodeKeys::new(&self.secret, &own);
+            Ok(Some(keys.to_element()))
         } else if !set && trusted && payload.is("query", ns::DISCO_INFO) {
             match DiscoInfoQuery::try_from(payload) {
                 Ok(q) => Ok(Some(Element::from(xmpp_ext::caps::answer(&q)))),

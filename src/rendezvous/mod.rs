@@ -18,12 +18,15 @@
 #![warn(missing_docs)]
 
 mod iq_answer;
+mod membership;
+#[cfg(test)]
+mod membership_tests;
 mod peers;
 mod quiet_log;
 #[cfg(test)]
 mod tests;
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
 use tokio_xmpp::Stanza;
@@ -140,6 +143,8 @@ struct Account {
     /// Our session restarted at this time; friends not heard from since are dropped later.
     reset_at: Option<Instant>,
     roster_retry_at: Option<Instant>,
+    /// Roster friends' resources that are available now (whom an invite can reach).
+    present: BTreeSet<FullJid>,
 }
 
 /// The rendezvous state of a node: its accounts, rosters and the friends seen.
@@ -180,6 +185,7 @@ impl Rendezvous {
                     roster: None,
                     reset_at: None,
                     roster_retry_at: None,
+                    present: BTreeSet::new(),
                 })
                 .collect(),
             peers: BTreeMap::new(),
@@ -206,6 +212,7 @@ impl Rendezvous {
             return;
         }
         a.roster = None;
+        a.present.clear();
         a.reset_at = Some(now);
         for p in self.peers.values_mut().filter(|p| p.account == account) {
             p.unconfirmed = true;
@@ -262,7 +269,7 @@ impl Rendezvous {
         let due: Vec<PeerKey> = self
             .peers
             .iter()
-            .filter(|(_, p)| p.probe.is_none() && p.next_probe <= now)
+            .filter(|(_, p)| p.probe.is_none() && p.next_probe <= now && p.shares(&self.rings))
             .filter(|(_, p)| self.accounts.get(p.account).is_some_and(|a| a.online))
             .map(|(k, _)| k.clone())
             .collect();
@@ -276,7 +283,7 @@ impl Rendezvous {
         let probes = self
             .peers
             .values()
-            .filter(|p| p.probe.is_none())
+            .filter(|p| p.probe.is_none() && p.shares(&self.rings))
             .filter(|p| self.accounts.get(p.account).is_some_and(|a| a.online))
             .map(|p| p.next_probe);
         let ghosts = self

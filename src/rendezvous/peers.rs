@@ -15,6 +15,9 @@ use super::quiet_log::ignored;
 use super::{Friend, FriendEvent, Output, PeerKey, Pending, Rendezvous, RingMembership};
 use crate::account::IqError;
 
+/// Most announces kept from one presence (a node is in a handful of rings).
+const MAX_ANNOUNCES: usize = 16;
+
 /// One resource of a friend.
 pub(super) struct Peer {
     pub(super) account: usize,
@@ -31,6 +34,11 @@ pub(super) struct Peer {
 }
 
 impl Peer {
+    /// Whether it announces one of `rings` (only then is it probed).
+    pub(super) fn shares(&self, rings: &[RingMembership]) -> bool {
+        rings.iter().any(|r| self.rings.contains_key(&r.id))
+    }
+
     pub(super) fn friends(&self, rings: &[RingMembership], via: &BareJid) -> Vec<Friend> {
         self.rings
             .iter()
@@ -90,6 +98,10 @@ impl Rendezvous {
                 for key in keys {
                     self.remove_peer(&key, reason);
                 }
+                self.accounts[account].present.retain(|j| {
+                    j.as_str() != from.as_str()
+                        && (from.resource().is_some() || j.to_bare() != bare)
+                });
                 return;
             }
             _ => return,
@@ -98,6 +110,11 @@ impl Rendezvous {
             .payloads
             .iter()
             .any(|e| e.is(announce::ELEMENT, NS_CHAMBER));
+        if self.allowed(account, &bare)
+            && let Ok(full) = from.clone().try_into_full()
+        {
+            self.accounts[account].present.insert(full);
+        }
         if !has_announce {
             // A contact without chamber (or one that stopped it): forget it if we knew it.
             let key = (account, from.to_string());
@@ -134,14 +151,16 @@ impl Rendezvous {
             if a.fingerprint() == self.own {
                 continue; // Ourselves, through another of our accounts.
             }
-            if self.rings.iter().any(|r| r.id == a.ring()) {
+            // Rings we are not in are kept too (bounded), so joining one later finds the
+            // friends already in it without waiting for their next presence.
+            if found.len() < MAX_ANNOUNCES {
                 found.insert(a.ring(), a);
             }
         }
         let key = (account, full.to_string());
         if found.is_empty() {
             if self.peers.contains_key(&key) {
-                self.remove_peer(&key, "no longer announces our rings");
+                self.remove_peer(&key, "no longer announces any ring");
             }
             return;
         }

@@ -18,30 +18,30 @@ use xmpp_ext::{NodeSecret, RingSecret};
 
 use super::*;
 
-fn node(seed: u64) -> NodeSecret {
+pub(super) fn node(seed: u64) -> NodeSecret {
     NodeSecret::generate(&mut StdRng::seed_from_u64(seed))
 }
 
-fn ring(seed: u64) -> RingSecret {
+pub(super) fn ring(seed: u64) -> RingSecret {
     RingSecret::generate(&mut StdRng::seed_from_u64(seed))
 }
 
-fn bare(s: &str) -> BareJid {
+pub(super) fn bare(s: &str) -> BareJid {
     s.parse().unwrap()
 }
 
-fn full(s: &str) -> FullJid {
+pub(super) fn full(s: &str) -> FullJid {
     s.parse().unwrap()
 }
 
-struct Harness {
-    rv: Rendezvous,
-    t0: Instant,
+pub(super) struct Harness {
+    pub(super) rv: Rendezvous,
+    pub(super) t0: Instant,
 }
 
 impl Harness {
     /// Us: alice@a.example, in ring 1, with bob (both), carol (from), dave (to) on the roster.
-    fn new() -> Harness {
+    pub(super) fn new() -> Harness {
         let rings = vec![RingMembership {
             name: "lab".into(),
             id: ring(1).ring_id(),
@@ -85,15 +85,15 @@ impl Harness {
         h
     }
 
-    fn at(&self, secs: u64) -> Instant {
+    pub(super) fn at(&self, secs: u64) -> Instant {
         self.t0 + Duration::from_secs(secs)
     }
 
-    fn drain(&mut self) -> Vec<Output> {
+    pub(super) fn drain(&mut self) -> Vec<Output> {
         std::iter::from_fn(|| self.rv.poll_output()).collect()
     }
 
-    fn events(&mut self) -> Vec<FriendEvent> {
+    pub(super) fn events(&mut self) -> Vec<FriendEvent> {
         self.drain()
             .into_iter()
             .filter_map(|o| match o {
@@ -103,14 +103,14 @@ impl Harness {
             .collect()
     }
 
-    fn presence_from(&mut self, from: &str, payloads: Vec<Element>, secs: u64) {
+    pub(super) fn presence_from(&mut self, from: &str, payloads: Vec<Element>, secs: u64) {
         let mut p = Presence::new(Type::None).with_from(Jid::new(from).unwrap());
         p.payloads = payloads;
         self.rv.presence(0, p, self.at(secs));
     }
 }
 
-fn announce(seed: u64, ring_seed: u64, signed_for: &str) -> Element {
+pub(super) fn announce(seed: u64, ring_seed: u64, signed_for: &str) -> Element {
     Announce::new(&node(seed), ring(ring_seed).ring_id(), &bare(signed_for)).to_element()
 }
 

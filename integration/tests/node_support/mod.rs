@@ -72,6 +72,27 @@ impl NodeHome {
         c.save(&self.config).expect("write config");
     }
 
+    /// Replaces the node's rings with `rings` (name, secret as 64 hex digits in a 0600 file),
+    /// before `up`.
+    pub fn set_rings(&self, rings: &[(&str, &str)]) {
+        use std::os::unix::fs::PermissionsExt;
+        let mut c = Config::load(&self.config).expect("config");
+        c.rings = rings
+            .iter()
+            .map(|(name, hex)| {
+                let path = self.dir.join(format!("ring-{name}.hex"));
+                std::fs::write(&path, hex).expect("write ring secret");
+                std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
+                    .expect("chmod ring secret");
+                chamber::config::RingEntry {
+                    name: (*name).into(),
+                    secret: chamber::config::SecretRef::File(path),
+                }
+            })
+            .collect();
+        c.save(&self.config).expect("write config");
+    }
+
     /// Runs `chamber ARGS` in `ns` with `stdin`, returning its output whatever its status.
     pub fn run(&self, ns: &Netns, args: &[&str], stdin: &str) -> Output {
         self.0

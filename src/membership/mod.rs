@@ -1,0 +1,175 @@
+//! Ring membership on disk: `chamber ring create/join/leave` change the `[[ring]]` entries of
+//! the configuration and the ring secrets in the keystore, and [`pending`] keeps the invites
+//! not yet accepted. The daemon runs these same functions when it is up (and then joins or
+//! leaves live), so one process at a time edits the files.
+#![warn(missing_docs)]
+
+pub mod pending;
+
+use std::path::{Path, PathBuf};
+
+use rand::rngs::OsRng;
+use xmpp_ext::RingSecret;
+
+use crate::config::{Config, ConfigError, RingEntry, SecretRef};
+use crate::keystore::{Keystore, KeystoreError, SecretName};
+use crate::runtime::RingSpec;
+pub use pending::{InviteInfo, Pending, PendingInvites};
+
+/// Why a membership change failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum MembershipError {
+    /// The configuration could not be read or written.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The keystore failed.
+    #[error(transparent)]
+    Keystore(#[from] KeystoreError),
+    /// The name cannot be a ring's.
+    #[error("`{name}` cannot name a ring: {reason}")]
+    BadName {
+        /// The name given.
+        name: String,
+        /// Why not.
+        reason: &'static str,
+    },
+    /// A ring of that name is configured already.
+    #[error(
+        "a ring named `{name}` is configured already; pick another name, or leave it first (`chamber ring leave {name}`)"
+    )]
+    Exists {
+        /// The ring.
+        name: String,
+    },
+    /// No ring of that name is configured.
+    #[error("no ring named `{name}` is configured; `chamber ring list` shows the rings")]
+    NotConfigured {
+        /// The ring.
+        name: String,
+    },
+    /// Nothing to join under that name.
+    #[error("no pending invite to a ring named `{name}`{}", pending_hint(.pending))]
+    NoInvite {
+        /// The ring asked for.
+        name: String,
+        /// The rings with pending invites.
+        pending: Vec<String>,
+    },
+    /// The pending-invites file is unusable.
+    #[error("the pending invites file {path} failed: {reason}")]
+    PendingFile {
+        /// The file.
+        path: PathBuf,
+        /// What went wrong.
+        reason: String,
+    },
+}
+
+fn pending_hint(pending: &[String]) -> String {
+    if pending.is_empty() {
+        "; ask a friend in the ring to run `chamber ring invite RING YOUR-JID`".into()
+    } else {
+        format!(" (pending: {})", pending.join(", "))
+    }
+}
+
+/// Checks a ring name: it is shown to people, sent inside invites and used as a keystore key.
+pub fn check_name(name: &str) -> Result<(), MembershipError> {
+    let bad = |reason| {
+        Err(MembershipError::BadName {
+            name: name.into(),
+            reason,
+        })
+    };
+    if name.trim().is_empty() {
+        bad("it is empty")
+    } else if name.len() > xmpp_ext::invite::MAX_RING_NAME {
+        bad("it is longer than 128 bytes")
+    } else if name.chars().any(char::is_control) {
+        bad("it holds control characters")
+    } else if name != name.trim() {
+        bad("it starts or ends with spaces")
+    } else {
+        Ok(())
+    }
+}
+
+/// Makes ring `name`: a fresh secret in the keystore and a `[[ring]]` entry in the
+/// configuration at `config_path`.
+pub fn create(
+    config_path: &Path,
+    keystore: &Keystore,
+    name: &str,
+) -> Result<RingSpec, MembershipError> {
+    check_name(name)?;
+    let secret = RingSecret::generate(&mut OsRng);
+    add(config_path, keystore, name, secret)
+}
+
+/// Accepts the pending invite to ring `name`: its secret to the keystore, the ring to the
+/// configuration, the invite out of `pending`.
+pub fn accept(
+    config_path: &Path,
+    keystore: &Keystore,
+    pending: &mut PendingInvites,
+    name: &str,
+) -> Result<RingSpec, MembershipError> {
+    if !pending.list().iter().any(|i| i.ring == name) {
+        return Err(MembershipError::NoInvite {
+            name: name.into(),
+            pending: pending.list().into_iter().map(|i| i.ring).collect(),
+        });
+    }
+    let config = Config::load(config_path)?;
+    if config.rings.iter().any(|r| r.name == name) {
+        return Err(MembershipError::Exists { name: name.into() });
+    }
+    let Some(p) = pending.take(name)? else {
+        return Err(MembershipError::NoInvite {
+            name: name.into(),
+            pending: Vec::new(),
+        });
+    };
+    add(config_path, keystore, name, p.invite.ring_secret)
+}
+
+fn add(
+    config_path: &Path,
+    keystore: &Keystore,
+    name: &str,
+    secret: RingSecret,
+) -> Result<RingSpec, MembershipError> {
+    let mut config = Config::load(config_path)?;
+    if config.rings.iter().any(|r| r.name == name) {
+        return Err(MembershipError::Exists { name: name.into() });
+    }
+    keystore.set(&SecretName::Ring(name.into()), secret.as_bytes())?;
+    config.rings.push(RingEntry {
+        name: name.into(),
+        secret: SecretRef::Keystore,
+    });
+    config.save(config_path)?;
+    Ok(RingSpec {
+        name: name.into(),
+        secret,
+    })
+}
+
+/// Leaves ring `name`: removes its `[[ring]]` entry and, when the keystore holds it, its
+/// secret (a secret in a file of the user's is left alone).
+pub fn leave(config_path: &Path, keystore: &Keystore, name: &str) -> Result<(), MembershipError> {
+    let mut config = Config::load(config_path)?;
+    let Some(i) = config.rings.iter().position(|r| r.name == name) else {
+        return Err(MembershipError::NotConfigured { name: name.into() });
+    };
+    let entry = config.rings.remove(i);
+    config.save(config_path)?;
+    if entry.secret == SecretRef::Keystore {
+        keystore.delete(&SecretName::Ring(name.into()))?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,149 @@
+//! The daemon's side of `chamber ring create/join/leave/invite`: the same changes to the
+//! configuration and keystore as without a daemon ([`crate::membership`]), then the ring is
+//! joined or left live — announced in presence by rendezvous, run by the runtime.
+
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+use tokio::sync::oneshot;
+use tokio_xmpp::parsers::message::Message;
+use xmpp_ext::{NodeSecret, RingId, RingSecret};
+
+use super::invites;
+use super::setup::NodeSetup;
+use crate::account::AccountHandle;
+use crate::control::{Request, Response};
+use crate::membership::{self, InviteInfo, MembershipError, PendingInvites};
+use crate::rendezvous::{Rendezvous, RingMembership};
+use crate::runtime::{RingSpec, RuntimeHandle};
+
+/// The rings the node is in (with their secrets, for invites) and the invites it holds.
+pub(super) struct Rings {
+    secrets: BTreeMap<String, RingSecret>,
+    pending: PendingInvites,
+}
+
+/// What a ring command needs of the daemon.
+pub(super) struct Cx<'a> {
+    pub setup: &'a NodeSetup,
+    pub rv: &'a mut Rendezvous,
+    pub runtime: &'a RuntimeHandle,
+    pub handles: &'a [AccountHandle],
+}
+
+impl Rings {
+    /// The rings of `setup` and the invites stored at its invites file.
+    pub fn load(setup: &NodeSetup) -> Result<Rings, MembershipError> {
+        Ok(Rings {
+            secrets: setup
+                .ring_specs
+                .iter()
+                .map(|s| (s.name.clone(), s.secret.clone()))
+                .collect(),
+            pending: PendingInvites::load(&setup.invites_file, &setup.secret)?,
+        })
+    }
+
+    /// The invites waiting for `chamber ring join`.
+    pub fn invites(&self) -> Vec<InviteInfo> {
+        self.pending.list()
+    }
+
+    /// A message received on `account` (invites are the only messages chamber reads).
+    pub fn message(
+        &mut self,
+        secret: &NodeSecret,
+        rv: &mut Rendezvous,
+        account: usize,
+        m: &Message,
+    ) {
+        let ids: Vec<RingId> = self.secrets.values().map(RingSecret::ring_id).collect();
+        invites::incoming(secret, rv, &mut self.pending, &ids, account, m);
+    }
+
+    /// Answers a ring request; an invite is answered later, from its own task.
+    pub async fn handle(&mut self, req: Request, reply: oneshot::Sender<Response>, mut cx: Cx<'_>) {
+        let (cfg, ks) = (&cx.setup.config_path, &cx.setup.keystore);
+        let joined = match req {
+            Request::RingCreate { name } => membership::create(cfg, ks, &name),
+            Request::RingJoin { name } => membership::accept(cfg, ks, &mut self.pending, &name),
+            Request::RingLeave { name } => {
+                let answer = match membership::leave(cfg, ks, &name) {
+                    Ok(()) => {
+                        cx.runtime.leave_ring(name.clone()).await;
+                        cx.rv.remove_ring(&name);
+                        self.secrets.remove(&name);
+                        tracing::info!(ring = %name, "left the ring");
+                        Response::ok(None)
+                    }
+                    Err(e) => Response::error(&e.to_string()),
+                };
+                let _ = reply.send(answer);
+                return;
+            }
+            Request::RingInvite { name, jid } => {
+                self.invite(name, &jid, reply, &cx);
+                return;
+            }
+            _ => {
+                let _ = reply.send(Response::error("not a ring request"));
+                return;
+            }
+        };
+        let answer = match joined {
+            Ok(spec) => {
+                let view =
+                    serde_json::json!({ "name": spec.name, "id": spec.secret.ring_id().to_hex() });
+                self.join_live(spec, &mut cx).await;
+                Response::ok(Some(view))
+            }
+            Err(e) => Response::error(&e.to_string()),
+        };
+        let _ = reply.send(answer);
+    }
+
+    async fn join_live(&mut self, spec: RingSpec, cx: &mut Cx<'_>) {
+        tracing::info!(ring = %spec.name, "joining the ring");
+        self.secrets.insert(spec.name.clone(), spec.secret.clone());
+        cx.rv.add_ring(membership_of(&spec), Instant::now());
+        cx.runtime.add_ring(spec).await;
+    }
+
+    fn invite(&self, name: String, jid: &str, reply: oneshot::Sender<Response>, cx: &Cx<'_>) {
+        let Some(secret) = self.secrets.get(&name) else {
+            let _ = reply.send(Response::error(&format!(
+                "this node is in no ring named `{name}`; `chamber ring list` shows its rings"
+            )));
+            return;
+        };
+        let (friend, targets) = match invites::targets(cx.rv, cx.handles, jid) {
+            Ok(t) => t,
+            Err(e) => {
+                let _ = reply.send(Response::error(&e));
+                return;
+            }
+        };
+        let job = invites::Outgoing {
+            ring: name,
+            secret: secret.clone(),
+            node: NodeSecret::from_bytes(&cx.setup.secret.to_bytes()),
+            friend,
+            targets,
+        };
+        tokio::spawn(async move {
+            let answer = match invites::send(job).await {
+                Ok(v) => Response::ok(Some(v)),
+                Err(e) => Response::error(&e),
+            };
+            let _ = reply.send(answer);
+        });
+    }
+}
+
+/// The rendezvous entry for a ring spec.
+fn membership_of(spec: &RingSpec) -> RingMembership {
+    RingMembership {
+        name: spec.name.clone(),
+        id: spec.secret.ring_id(),
+    }
+}
