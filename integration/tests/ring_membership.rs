@@ -125,6 +125,15 @@ fn a_friend_is_invited_joins_and_links_while_strangers_and_other_secrets_stay_ou
     homes[0].set_rings(&[]);
     homes[1].set_rings(&[]);
     homes[2].set_rings(&[("club", OTHER_CLUB_HEX)]);
+    // With no daemon, a ring is made on disk and joined at `chamber up`.
+    let out = stdout(&homes[2], &sites[2].host, &["ring", "create", "extra"]);
+    assert!(out.contains("takes effect at `chamber up`"), "{out}");
+    let out = homes[2].run(&sites[2].host, &["ring", "join", "nothing"], "");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("no pending invite to a ring named `nothing`"),
+        "{err}"
+    );
     let mut daemons: Vec<Daemon> = homes
         .iter()
         .zip(&sites)
@@ -132,7 +141,12 @@ fn a_friend_is_invited_joins_and_links_while_strangers_and_other_secrets_stay_ou
         .collect();
     let b_jid = bound_jids(&online(&homes[1], &daemons[1]))[0].clone();
     online(&homes[0], &daemons[0]);
-    online(&homes[2], &daemons[2]);
+    let c_rings: Vec<String> = online(&homes[2], &daemons[2])
+        .rings
+        .into_iter()
+        .map(|r| r.name)
+        .collect();
+    assert_eq!(c_rings, ["club", "extra"]);
     let (a, b, c) = (&homes[0], &homes[1], &homes[2]);
     let (a_ns, b_ns, c_ns) = (&sites[0].host, &sites[1].host, &sites[2].host);
 

@@ -231,7 +231,9 @@ async fn list(config_path: &Path, json: bool) -> Result<(), CliError> {
     for i in &invites {
         println!(
             "invited to ring {} by {} — run `chamber ring join {}`",
-            i.ring, i.from, i.ring
+            i.ring,
+            i.from,
+            membership::shell_word(&i.ring)
         );
     }
     if status.is_none() {

@@ -95,6 +95,16 @@ pub fn check_name(name: &str) -> Result<(), MembershipError> {
     }
 }
 
+/// `name` as one shell word, for the commands chamber suggests (`chamber ring join 'my club'`).
+pub fn shell_word(name: &str) -> String {
+    let plain = |c: char| c.is_alphanumeric() || "-_.,:@+=/".contains(c);
+    if !name.is_empty() && name.chars().all(plain) {
+        name.into()
+    } else {
+        format!("'{}'", name.replace('\'', r"'\''"))
+    }
+}
+
 /// Makes ring `name`: a fresh secret in the keystore and a `[[ring]]` entry in the
 /// configuration at `config_path`.
 pub fn create(

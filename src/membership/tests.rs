@@ -82,6 +82,14 @@ fn bad_names_are_refused() {
 }
 
 #[test]
+fn suggested_commands_quote_names() {
+    assert_eq!(shell_word("club"), "club");
+    assert_eq!(shell_word("climbing club"), "'climbing club'");
+    assert_eq!(shell_word("bob's"), r"'bob'\''s'");
+    assert_eq!(shell_word("$(x)"), "'$(x)'");
+}
+
+#[test]
 fn pending_invites_survive_a_reload_and_are_accepted_once() {
     let h = home("pending");
     let me = node(2);

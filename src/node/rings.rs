@@ -73,7 +73,6 @@ impl Rings {
                         cx.runtime.leave_ring(name.clone()).await;
                         cx.rv.remove_ring(&name);
                         self.secrets.remove(&name);
-                        tracing::info!(ring = %name, "left the ring");
                         Response::ok(None)
                     }
                     Err(e) => Response::error(&e.to_string()),
@@ -103,7 +102,6 @@ impl Rings {
     }
 
     async fn join_live(&mut self, spec: RingSpec, cx: &mut Cx<'_>) {
-        tracing::info!(ring = %spec.name, "joining the ring");
         self.secrets.insert(spec.name.clone(), spec.secret.clone());
         cx.rv.add_ring(membership_of(&spec), Instant::now());
         cx.runtime.add_ring(spec).await;

@@ -126,7 +126,9 @@ impl fmt::Display for NodeStatus {
             writeln!(
                 f,
                 "invited to ring {} by {} — run `chamber ring join {}`",
-                i.ring, i.from, i.ring
+                i.ring,
+                i.from,
+                crate::membership::shell_word(&i.ring)
             )?;
         }
         match self.net.as_ref().and_then(|n| n.get("class")) {
