@@ -226,6 +226,19 @@ fn ring_forms_stays_consistent_and_routes() {
 }
 
 #[test]
+fn simultaneous_joins_converge() {
+    // As in the captures: every node starts within a moment of the first.
+    let mut net = Net::new(0x1234);
+    for i in 0..12 {
+        net.add(i);
+        net.run_for(Duration::from_millis(20));
+    }
+    net.run_for(Duration::from_secs(180));
+    net.assert_ring("12 simultaneous joins");
+    net.assert_echoes(sock(11));
+}
+
+#[test]
 fn ring_forms_under_loss() {
     let mut net = Net::new(0xfeed);
     net.loss_per_mille = 50;
@@ -270,4 +283,77 @@ fn larger_ring_trims_and_routes_over_several_hops() {
     net.assert_echoes(sock(7));
     let after: u64 = net.nodes.values().map(|n| n.stats().forwarded).sum();
     assert!(after > before, "every echo went one hop");
+}
+
+/// Forms a ring of `n` nodes joining `gap` apart, crashes a third of them at once (one
+/// leaves gracefully), adds three, and returns what is wrong after each phase.
+fn churn(seed: u64, n: u16, gap: Duration, loss: u64) -> (Vec<String>, Vec<String>) {
+    let mut net = Net::new(seed);
+    net.loss_per_mille = loss;
+    for i in 0..n {
+        net.add(i);
+        net.run_for(gap);
+    }
+    net.run_for(Duration::from_secs(200));
+    let formed = net.ring_errors();
+    let now = net.now;
+    if let Some(x) = net.nodes.get_mut(&sock(1)) {
+        x.leave(now);
+    }
+    net.drain(sock(1));
+    net.run_for(Duration::from_millis(50));
+    for i in (1..n).step_by(3) {
+        net.nodes.remove(&sock(i));
+        net.deadlines.remove(&sock(i));
+    }
+    for i in n..n + 3 {
+        net.add(i);
+        net.run_for(Duration::from_millis(200));
+    }
+    net.run_for(Duration::from_secs(300));
+    let mut after = net.ring_errors();
+    after.extend(
+        net.nodes
+            .iter()
+            .filter(|(_, x)| !x.is_connected())
+            .map(|(s, _)| format!("{s} not IsConnected")),
+    );
+    (formed, after)
+}
+
+#[test]
+fn churn_over_seeds() {
+    for seed in 1..13u64 {
+        let n = 6 + (seed * 5 % 17) as u16;
+        let gap = Duration::from_millis(10 + seed % 5 * 300);
+        let loss = if seed % 3 == 0 { 30 } else { 0 };
+        let (formed, after) = churn(seed * 7919, n, gap, loss);
+        assert!(
+            formed.is_empty(),
+            "seed {seed}, {n} nodes formed: {formed:#?}"
+        );
+        assert!(
+            after.is_empty(),
+            "seed {seed}, {n} nodes after churn: {after:#?}"
+        );
+    }
+}
+
+#[test]
+#[ignore = "a longer sweep: cargo test -p brunet-compat --test profile_ring -- --ignored"]
+fn churn_over_many_seeds() {
+    for seed in 13..200u64 {
+        let n = 6 + (seed * 5 % 27) as u16;
+        let gap = Duration::from_millis(10 + seed % 5 * 300);
+        let loss = if seed % 3 == 0 { 30 } else { 0 };
+        let (formed, after) = churn(seed * 7919, n, gap, loss);
+        assert!(
+            formed.is_empty(),
+            "seed {seed}, {n} nodes formed: {formed:#?}"
+        );
+        assert!(
+            after.is_empty(),
+            "seed {seed}, {n} nodes after churn: {after:#?}"
+        );
+    }
 }

@@ -145,12 +145,29 @@ impl Conns {
         v
     }
 
-    /// Up to `k` structured peers nearest to `target` (Brunet's `GetNearestTo`).
-    pub fn nearest_to(&self, target: &Address, k: usize) -> Vec<Address> {
-        let mut v = self.structured();
-        v.sort_by_key(|a| target.distance_to(a).abs());
-        v.truncate(k);
-        v
+    /// Up to `k` structured peers around `target`, half on each side of it, nearest
+    /// first. Brunet's `GetNearestTo` takes the `k` nearest by absolute distance, which in
+    /// an unevenly filled ring can all sit on one side and hide the node the receiver is
+    /// missing on the other; the list has the same form either way.
+    pub fn around(&self, target: &Address, k: usize) -> Vec<Address> {
+        let all: Vec<Address> = self
+            .structured()
+            .into_iter()
+            .filter(|a| a != target)
+            .collect();
+        let mut left = all.clone();
+        left.sort_by_key(|a| target.left_distance_to(a));
+        let mut right = all;
+        right.sort_by_key(|a| target.right_distance_to(a));
+        let mut out = Vec::with_capacity(k);
+        for (l, r) in left.iter().zip(&right) {
+            for a in [l, r] {
+                if out.len() < k && !out.contains(a) {
+                    out.push(*a);
+                }
+            }
+        }
+        out
     }
 
     /// Takes the (addr, main) lock for `h`; on refusal, who holds it.

@@ -18,6 +18,9 @@ use crate::wire::udp::{Control, UdpHeader};
 
 /// Closed pairs remembered for EdgeClosed answers (Brunet: 32).
 const CLOSED_MEMORY: usize = 32;
+/// Edges kept at most: a flood of new-edge datagrams (from forged sources, say) cannot
+/// grow the table past this; idle ones close after `unconnected_idle` anyway.
+pub const MAX_EDGES: usize = 4096;
 
 /// The responder's side of a link handshake on this edge (after `sys:link.Start`).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -125,7 +128,7 @@ impl Edges {
                 return Accepted::Edge(e.id);
             }
             // Ids are positive: a negative one could not be told from a control message.
-            if h.sender <= 0 {
+            if h.sender <= 0 || self.edges.len() >= MAX_EDGES {
                 return Accepted::Unknown { closed: false };
             }
             self.open(new_id, from, h.sender, now);

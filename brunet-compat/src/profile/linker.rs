@@ -29,6 +29,9 @@ use super::reqrep::{Purpose, rpc_payload};
 const MAX_TAS: usize = 12;
 /// InProgress retries of one address (Brunet: 8).
 const MAX_RETRIES: u32 = 8;
+/// Links in progress at once: connect-to-me requests from anyone start links, so their
+/// number must be bounded.
+const MAX_LINKERS: usize = 64;
 
 /// One outgoing link attempt.
 #[derive(Clone, Debug)]
@@ -55,7 +58,7 @@ impl Node {
         token: String,
     ) {
         let main = MainType::of(kind);
-        if self.leaving || target == Some(self.me) {
+        if self.leaving || target == Some(self.me) || self.linkers.len() >= MAX_LINKERS {
             return;
         }
         if let Some(t) = target {

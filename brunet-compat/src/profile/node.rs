@@ -95,11 +95,17 @@ impl Node {
         &self.stats
     }
 
-    /// The transport addresses we advertise: reflected ones first, then the configured.
+    /// The transport addresses we advertise: reflected ones first, then the configured;
+    /// one per socket (a Brunet peer reflects ours with PathEdgeListener's `/`, which
+    /// names the same socket).
     pub fn local_tas(&self) -> Vec<TransportAddress> {
-        let mut v = self.reflected.clone();
-        for t in &self.cfg.local_tas {
-            if !v.contains(t) {
+        let mut v: Vec<TransportAddress> = Vec::new();
+        for t in self.reflected.iter().chain(&self.cfg.local_tas) {
+            let sock = t.udp_socket_addr();
+            if !v
+                .iter()
+                .any(|x| x == t || (sock.is_some() && x.udp_socket_addr() == sock))
+            {
                 v.push(t.clone());
             }
         }
@@ -147,6 +153,9 @@ impl Node {
     /// Leaves: `sys:link.Close` and EdgeClosed on every edge, then silence.
     pub fn leave(&mut self, now: Time) {
         self.now = self.now.max(now);
+        // First, so that no handshake moves on to another address while edges close.
+        self.leaving = true;
+        self.linkers.clear();
         let close = crate::wire::link::CloseMessage {
             reason: "leaving".into(),
         };
@@ -159,8 +168,6 @@ impl Node {
         for e in all {
             self.close_edge(e, true);
         }
-        self.leaving = true;
-        self.linkers.clear();
         self.rr = ReqRep::default();
     }
 

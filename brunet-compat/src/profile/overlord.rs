@@ -159,7 +159,7 @@ impl Node {
             token: self.me.to_string(),
             neighbors: self
                 .conns
-                .nearest_to(&self.me, LISTED)
+                .around(&self.me, LISTED)
                 .into_iter()
                 .map(crate::wire::link::NodeInfo::address_only)
                 .collect(),

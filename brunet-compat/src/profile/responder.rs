@@ -160,13 +160,13 @@ impl Node {
         self.status_for(&around, sm.neighbor_type)
     }
 
-    /// Our StatusMessage for `peer`: our structured neighbours nearest to it.
+    /// Our StatusMessage for `peer`: our structured neighbours around it.
     pub(super) fn status_for(&self, peer: &Address, kind: String) -> Adr {
         StatusMessage {
             neighbor_type: kind,
             neighbors: self
                 .conns
-                .nearest_to(peer, LISTED)
+                .around(peer, LISTED)
                 .into_iter()
                 .map(NodeInfo::address_only)
                 .collect(),
@@ -209,7 +209,7 @@ impl Node {
     }
 
     /// `sys:ctm.ConnectTo`: link to the target, answer with ourselves and our neighbours
-    /// nearest to it.
+    /// around it.
     fn on_ctm(&mut self, ctm: ConnectToMessage) -> Result<Adr, RpcException> {
         let Some(target) = ctm.target.address else {
             return Err(RpcException::new(
@@ -233,7 +233,7 @@ impl Node {
             token: ctm.token,
             neighbors: self
                 .conns
-                .nearest_to(&target, LISTED)
+                .around(&target, LISTED)
                 .into_iter()
                 .map(NodeInfo::address_only)
                 .collect(),

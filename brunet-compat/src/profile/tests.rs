@@ -248,3 +248,84 @@ fn malformed_ah_payloads_are_neither_delivered_nor_relayed() {
     assert_eq!(n.stats().malformed, 1);
     assert_eq!(n.stats().delivered, 0);
 }
+
+#[test]
+fn a_moved_peer_is_rehomed_and_told() {
+    let mut n = node();
+    let (sent, _) = feed(
+        &mut n,
+        &datagram(77, 0, ReqRepType::Request, 5, &start("R", peer())),
+    );
+    let mine = sent[0].header.sender;
+    // The peer's NAT mapping changed: the same ids arrive from another port.
+    let moved: SocketAddr = "127.0.0.1:10".parse().unwrap();
+    let ping = LinkRequest::Ping(Adr::str("p")).to_call();
+    let d = datagram(77, mine, ReqRepType::Request, 9, &ping);
+    n.handle_input(
+        Time::from_millis(20),
+        Input::Datagram {
+            from: moved,
+            data: &d,
+        },
+    );
+    let out: Vec<(SocketAddr, Packet)> = drain(&mut n)
+        .into_iter()
+        .filter_map(|o| match o {
+            Output::Transmit { to, data } => Some((to, Packet::parse(&data).unwrap())),
+            _ => None,
+        })
+        .collect();
+    assert!(out.iter().all(|(to, _)| *to == moved), "{out:?}");
+    let announce = out.iter().find_map(|(_, p)| match &p.body {
+        PacketBody::Control(c) => c.remote_ta().map(str::to_owned),
+        _ => None,
+    });
+    assert_eq!(announce.as_deref(), Some("brunet.udp://127.0.0.1:10"));
+    assert!(out.iter().any(|(_, p)| p.rpc() == Some(&Adr::str("p"))));
+}
+
+#[test]
+fn a_leaving_node_says_close_and_edge_closed_then_goes_quiet() {
+    let mut n = node();
+    let (sent, _) = feed(
+        &mut n,
+        &datagram(77, 0, ReqRepType::Request, 5, &start("R", peer())),
+    );
+    let mine = sent[0].header.sender;
+    let sm = StatusMessage {
+        neighbor_type: "structured.near".into(),
+        neighbors: vec![],
+    };
+    let status = LinkRequest::GetStatus(sm).to_call();
+    feed(&mut n, &datagram(77, mine, ReqRepType::Request, 6, &status));
+    n.leave(Time::from_millis(30));
+    let out = drain(&mut n);
+    let close = out.iter().any(|o| {
+        matches!(o, Output::Transmit { data, .. }
+        if Packet::parse(data).ok().and_then(|p| p.rpc().cloned())
+            .and_then(|v| RpcCall::from_adr(&v).ok())
+            .is_some_and(|c| c.method == "sys:link.Close"))
+    });
+    let closed = out.iter().any(|o| {
+        matches!(o, Output::Transmit { data, .. }
+        if Packet::parse(data).is_ok_and(|p| p.body == PacketBody::Control(Control::EdgeClosed)))
+    });
+    assert!(close && closed, "{out:?}");
+    assert_eq!(n.poll_output(), Output::Timeout(Time::NEVER));
+    let ping = LinkRequest::Ping(Adr::str("")).to_call();
+    assert_eq!(
+        feed(&mut n, &datagram(78, 0, ReqRepType::Request, 1, &ping)),
+        (vec![], vec![])
+    );
+}
+
+#[test]
+fn the_edge_table_is_bounded() {
+    let mut n = node();
+    let ping = LinkRequest::Ping(Adr::str("")).to_call();
+    for i in 0..(edge::MAX_EDGES as i32 + 10) {
+        feed(&mut n, &datagram(i + 1, 0, ReqRepType::Request, 1, &ping));
+    }
+    assert_eq!(n.edges().iter().count(), edge::MAX_EDGES);
+    assert_eq!(n.stats().unknown_edge, 10);
+}
