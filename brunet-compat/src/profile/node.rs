@@ -157,7 +157,7 @@ impl Node {
         self.leaving = true;
         self.linkers.clear();
         let close = crate::wire::link::CloseMessage {
-            reason: "leaving".into(),
+            reason: "disconnecting".into(),
         };
         let call = RpcCall::new(crate::wire::link::method::CLOSE, vec![close.to_adr()]);
         let edges: Vec<i32> = self.conns.iter().map(|c| c.edge).collect();
@@ -303,11 +303,11 @@ impl Node {
         };
         self.conns.unlock_all(super::conn::Holder::Edge(id));
         for c in self.conns.remove_edge(id) {
-            self.near.changed(self.now);
             self.emit(Event::Disconnected {
                 peer: c.addr,
-                kind: c.kind,
+                kind: c.kind.clone(),
             });
+            self.connection_changed(c.addr, &c.kind, false);
         }
         for p in self.rr.drop_edge(id) {
             self.on_failure(p);

@@ -86,8 +86,47 @@ impl Node {
                 .unwrap_or_default()
         };
         let me = self.me;
+        if l == r {
+            // One neighbour: a two-node ring only if it knows nobody else.
+            return listed(&l).iter().all(|x| *x == me);
+        }
         !listed(&l).iter().any(|x| x.is_between_from_left(&me, &l))
             && !listed(&r).iter().any(|x| x.is_between_from_right(&me, &r))
+    }
+
+    /// A connection came or went (Brunet's `ConnectHandler`, `DisconnectHandler` and
+    /// `StructuredNode.UpdateNeighborStatus`): check soon; through a new leaf, look for our
+    /// place in the ring at once (it may lead to a part of the ring we do not know); tell
+    /// the structured neighbours on either side of the peer our new status.
+    pub(super) fn connection_changed(&mut self, peer: Address, kind: &str, up: bool) {
+        self.near.changed(self.now);
+        if self.leaving {
+            return;
+        }
+        match MainType::of(kind) {
+            MainType::Leaf if up => {
+                let dst = self.me.wrapping_add(RingInt::from_u128(2));
+                self.send_ctm(
+                    Route::Fwd {
+                        via: peer,
+                        dst,
+                        mode: 4,
+                    },
+                    2,
+                );
+            }
+            MainType::Structured => {
+                let left = self.conns.left_of(&peer).into_iter().find(|a| *a != peer);
+                let right = self.conns.right_of(&peer).into_iter().find(|a| *a != peer);
+                for n in [left, right.filter(|r| Some(*r) != left)]
+                    .into_iter()
+                    .flatten()
+                {
+                    self.send_status(n, kind);
+                }
+            }
+            _ => {}
+        }
     }
 
     /// The nearest structured neighbour on the left (next larger address).
@@ -241,16 +280,21 @@ impl Node {
             }
         }
         for p in peers {
-            let Some(edge) = self.conns.get(&p, MainType::Structured).map(|c| c.edge) else {
-                continue;
-            };
-            let status = self.status_for(&p, NEAR.into());
-            let Ok(sm) = StatusMessage::from_adr(&status) else {
-                continue;
-            };
-            let call = LinkRequest::GetStatus(sm).to_call();
-            self.request(Route::Edge(edge), &call, Purpose::Status(p), 1);
+            self.send_status(p, NEAR);
         }
+    }
+
+    /// `GetStatus` to structured peer `p`, with our neighbours around it.
+    fn send_status(&mut self, p: Address, kind: &str) {
+        let Some(edge) = self.conns.get(&p, MainType::Structured).map(|c| c.edge) else {
+            return;
+        };
+        let status = self.status_for(&p, kind.into());
+        let Ok(sm) = StatusMessage::from_adr(&status) else {
+            return;
+        };
+        let call = LinkRequest::GetStatus(sm).to_call();
+        self.request(Route::Edge(edge), &call, Purpose::Status(p), 1);
     }
 
     /// Closes the farthest near link with enough nodes between us on both sides.
@@ -269,7 +313,7 @@ impl Node {
             .max_by_key(|c| me.distance_to(&c.addr).abs())
             .map(|c| c.edge);
         if let Some(edge) = far {
-            self.send_close(edge, "From NearCO, trimming.");
+            self.send_close(edge, "SCO, near connection trim");
             self.close_edge(edge, true);
         }
     }

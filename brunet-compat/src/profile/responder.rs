@@ -69,26 +69,30 @@ impl Node {
 
     /// `sys:link.Start` from the peer on `edge`.
     fn on_start(&mut self, edge: i32, id: i32, lm: LinkMessage) -> Result<Adr, RpcException> {
-        if self.leaving {
-            return Err(ErrorCode::Disconnecting.exception("Node is disconnecting"));
-        }
+        // Brunet's order (`ConnectionPacketHandler.CanConnect`): realm, target, self,
+        // disconnecting, then the lock.
         if let Some(r) = lm.realm.as_deref().filter(|r| *r != self.cfg.realm) {
-            let msg = format!("Realm mismatch: {r} != {}", self.cfg.realm);
+            let msg = format!("We are not in the same realm: {r} != {}", self.cfg.realm);
             return Err(ErrorCode::RealmMismatch.exception(msg));
         }
         let Some(peer) = lm.local.as_ref().and_then(|l| l.address) else {
             return Err(ErrorCode::UnexpectedRequest.exception("LinkMessage without local address"));
         };
-        if peer == self.me {
-            return Err(ErrorCode::ConnectToSelf.exception("You are me: "));
-        }
         if let Some(t) = lm
             .remote
             .as_ref()
             .and_then(|r| r.address)
             .filter(|t| *t != self.me)
         {
-            return Err(ErrorCode::TargetMismatch.exception(format!("target is {t}")));
+            let msg = format!("target is {t}, but reached {}", self.me);
+            return Err(ErrorCode::TargetMismatch.exception(msg));
+        }
+        if peer == self.me {
+            return Err(ErrorCode::ConnectToSelf.exception("You are me: "));
+        }
+        if self.leaving {
+            let msg = format!("I am disconnecting. local: {}", self.me);
+            return Err(ErrorCode::Disconnecting.exception(msg));
         }
         let Some(e) = self.edges.get(edge) else {
             return Err(ErrorCode::EdgeClosed.exception("edge closed"));
@@ -98,8 +102,20 @@ impl Node {
             return Err(ErrorCode::InProgress.exception("Start already in progress"));
         }
         let main = MainType::of(&lm.connection_type);
-        if self.conns.get(&peer, main).is_some_and(|c| c.edge != edge) {
-            let msg = format!("We are already connected: {peer}");
+        if let Some(c) = self.conns.get(&peer, main).filter(|c| c.edge != edge) {
+            // The connection may be stale (the peer restarted): ping it, as Brunet does,
+            // so that a dead one is found and dropped.
+            let stale = c.edge;
+            if !self.rr.waiting_for(&super::reqrep::Purpose::Ping(stale)) {
+                let call = LinkRequest::Ping(Adr::str("")).to_call();
+                self.request(
+                    Route::Edge(stale),
+                    &call,
+                    super::reqrep::Purpose::Ping(stale),
+                    1,
+                );
+            }
+            let msg = format!("We are already connected: {}", self.me);
             return Err(ErrorCode::AlreadyConnected.exception(msg));
         }
         match self.conns.lock(peer, main, Holder::Edge(edge)) {
@@ -189,18 +205,21 @@ impl Node {
             since: self.now,
             status,
         });
-        self.near.changed(self.now);
-        self.emit(Event::Connected { peer, kind });
+        self.emit(Event::Connected {
+            peer,
+            kind: kind.clone(),
+        });
+        self.connection_changed(peer, &kind, true);
     }
 
     /// `sys:link.Close`: the connections on the edge go now, the edge in 5 s.
     fn on_close(&mut self, edge: i32) {
         for c in self.conns.remove_edge(edge) {
-            self.near.changed(self.now);
             self.emit(Event::Disconnected {
                 peer: c.addr,
-                kind: c.kind,
+                kind: c.kind.clone(),
             });
+            self.connection_changed(c.addr, &c.kind, false);
         }
         let at = self.now + std::time::Duration::from_secs(5);
         if let Some(e) = self.edges.get_mut(edge) {
