@@ -173,6 +173,18 @@ fn a_friend_is_invited_joins_and_links_while_strangers_and_other_secrets_stay_ou
         "{out:?}"
     );
 
+    // user4 is a friend, but runs no node and is not online.
+    let out = a.run(
+        a_ns,
+        &["ring", "invite", "club", &lab.account(4, ALPHA).jid],
+        "",
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("is not online"),
+        "{err}"
+    );
+
     // A invites B (B's presence may need a moment to reach A).
     let b_bare = lab.account(2, BETA).jid;
     let sent = (0..40).find_map(|_| {

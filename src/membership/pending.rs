@@ -25,6 +25,9 @@ pub struct InviteInfo {
     pub received_ms: u64,
 }
 
+/// Most invites kept; beyond this the oldest goes (a friend cannot fill the disk with them).
+pub const MAX_PENDING: usize = 32;
+
 /// What the file holds per invite.
 #[derive(serde::Serialize, serde::Deserialize)]
 struct Stored {
@@ -53,10 +56,7 @@ impl PendingInvites {
     /// Reads `path` (missing: none pending), opening each invite with `node`; an invite that no
     /// longer opens (another node key) is dropped with a warning.
     pub fn load(path: &Path, node: &NodeSecret) -> Result<PendingInvites, MembershipError> {
-        let mut p = PendingInvites {
-            path: path.into(),
-            items: Vec::new(),
-        };
+        let mut p = PendingInvites::empty(path);
         let text = match std::fs::read_to_string(path) {
             Ok(t) => t,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(p),
@@ -94,10 +94,22 @@ impl PendingInvites {
         )
     }
 
-    /// Keeps `p` (replacing an invite to a ring of the same name) and saves the file.
+    /// None pending, to be saved at `path` (when the file there cannot be used).
+    pub fn empty(path: &Path) -> PendingInvites {
+        PendingInvites {
+            path: path.into(),
+            items: Vec::new(),
+        }
+    }
+
+    /// Keeps `p` (replacing an invite to a ring of the same name, and the oldest beyond
+    /// [`MAX_PENDING`]) and saves the file.
     pub fn add(&mut self, p: Pending) -> Result<(), MembershipError> {
         self.items.retain(|i| i.info.ring != p.info.ring);
         self.items.push(p);
+        if self.items.len() > MAX_PENDING {
+            self.items.remove(0);
+        }
         self.save()
     }
 

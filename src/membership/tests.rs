@@ -152,3 +152,37 @@ fn a_forged_or_foreign_invite_does_not_open() {
     let alice: BareJid = "alice@a.example".parse().unwrap();
     assert!(PendingInvites::open(&node(3), &inv, &alice, 1).is_err());
 }
+
+#[test]
+fn pending_invites_are_bounded_oldest_first() {
+    let h = home("bounded");
+    let me = node(2);
+    let from: BareJid = "alice@a.example".parse().unwrap();
+    let mut pending = PendingInvites::empty(&h.dir.join("invites.json"));
+    let secret = RingSecret::from_bytes([9; 32]);
+    for i in 0..=pending::MAX_PENDING {
+        let inv = invite(&format!("ring{i}"), &secret, "alice@a.example", &me);
+        pending
+            .add(PendingInvites::open(&me, &inv, &from, i as u64).unwrap())
+            .unwrap();
+    }
+    // A second invite to the same name replaces the first.
+    let inv = invite(
+        "ring5",
+        &RingSecret::from_bytes([8; 32]),
+        "alice@a.example",
+        &me,
+    );
+    pending
+        .add(PendingInvites::open(&me, &inv, &from, 99).unwrap())
+        .unwrap();
+    let list = PendingInvites::load(&h.dir.join("invites.json"), &me)
+        .unwrap()
+        .list();
+    assert_eq!(list.len(), pending::MAX_PENDING);
+    assert!(list.iter().all(|i| i.ring != "ring0"));
+    let five: Vec<_> = list.iter().filter(|i| i.ring == "ring5").collect();
+    assert_eq!(five.len(), 1);
+    assert_eq!(five[0].received_ms, 99);
+    std::fs::remove_dir_all(&h.dir).unwrap();
+}

@@ -143,7 +143,7 @@ fn keys_from(
 }
 
 /// A message received on `account`: an invite from a roster friend is opened and kept; any
-/// other invite is logged once per sender and dropped. Returns whether one was kept.
+/// other invite is logged once per sender and dropped.
 pub(super) fn incoming(
     node: &NodeSecret,
     rv: &mut Rendezvous,
@@ -151,41 +151,37 @@ pub(super) fn incoming(
     in_rings: &[xmpp_ext::RingId],
     account: usize,
     msg: &Message,
-) -> bool {
+) {
     let Some(parsed) = Invite::from_message(msg) else {
-        return false;
+        return;
     };
     let now = Instant::now();
     let from = msg.from.as_ref().map(Jid::to_bare);
     let who = from.as_ref().map(ToString::to_string).unwrap_or_default();
     let Some(from) = from.filter(|f| rv.is_friend(account, f)) else {
         rv.note_stranger("ring invite from a non-roster entity", &who, now);
-        return false;
+        return;
     };
     let invite = match parsed {
         Ok(i) => i,
         Err(e) => {
             rv.note_stranger(&format!("malformed ring invite ({e})"), &who, now);
-            return false;
+            return;
         }
     };
     let p = match PendingInvites::open(node, &invite, &from, unix_ms()) {
         Ok(p) => p,
         Err(e) => {
             rv.note_stranger(&format!("ring invite that does not open ({e})"), &who, now);
-            return false;
+            return;
         }
     };
     if in_rings.contains(&p.invite.ring_id) {
         tracing::info!(ring = %p.info.ring, from = %who, "invite to a ring we are in already; ignored");
-        return false;
+        return;
     }
     tracing::info!(ring = %p.info.ring, from = %who, "invited to a ring; `chamber ring join` accepts");
-    match pending.add(p) {
-        Ok(()) => true,
-        Err(e) => {
-            tracing::warn!(%e, "cannot keep the invite");
-            false
-        }
+    if let Err(e) = pending.add(p) {
+        tracing::warn!(%e, "cannot keep the invite");
     }
 }

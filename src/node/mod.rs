@@ -41,7 +41,7 @@ const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
 /// Runs the node until `shutdown` completes (or a `stop` request arrives), then closes every
 /// account cleanly so no ghost presence stays behind.
 pub async fn run(setup: NodeSetup, shutdown: impl Future<Output = ()>) -> Result<(), NodeError> {
-    let rings = Rings::load(&setup)?;
+    let rings = Rings::load(&setup);
     let listener = control::bind(&setup.control_socket).await?;
     let (events_tx, mut events) = mpsc::channel(1024);
     let mut handles = Vec::new();

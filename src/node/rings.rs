@@ -13,7 +13,7 @@ use super::invites;
 use super::setup::NodeSetup;
 use crate::account::AccountHandle;
 use crate::control::{Request, Response};
-use crate::membership::{self, InviteInfo, MembershipError, PendingInvites};
+use crate::membership::{self, InviteInfo, PendingInvites};
 use crate::rendezvous::{Rendezvous, RingMembership};
 use crate::runtime::{RingSpec, RuntimeHandle};
 
@@ -32,16 +32,22 @@ pub(super) struct Cx<'a> {
 }
 
 impl Rings {
-    /// The rings of `setup` and the invites stored at its invites file.
-    pub fn load(setup: &NodeSetup) -> Result<Rings, MembershipError> {
-        Ok(Rings {
+    /// The rings of `setup` and the invites stored at its invites file. An unreadable file
+    /// costs the pending invites (friends can send them again), never the node's start.
+    pub fn load(setup: &NodeSetup) -> Rings {
+        let pending =
+            PendingInvites::load(&setup.invites_file, &setup.secret).unwrap_or_else(|e| {
+                tracing::warn!(%e, "pending invites lost; friends can invite again");
+                PendingInvites::empty(&setup.invites_file)
+            });
+        Rings {
             secrets: setup
                 .ring_specs
                 .iter()
                 .map(|s| (s.name.clone(), s.secret.clone()))
                 .collect(),
-            pending: PendingInvites::load(&setup.invites_file, &setup.secret)?,
-        })
+            pending,
+        }
     }
 
     /// The invites waiting for `chamber ring join`.

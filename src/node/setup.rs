@@ -29,9 +29,6 @@ pub enum NodeError {
     /// The control socket could not be opened.
     #[error(transparent)]
     Control(#[from] ControlError),
-    /// The pending invites could not be read.
-    #[error(transparent)]
-    Membership(#[from] crate::membership::MembershipError),
     /// Nothing to log into.
     #[error("no account is configured in {path}; add one with `chamber account add JID`")]
     NoAccounts {
