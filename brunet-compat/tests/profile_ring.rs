@@ -136,6 +136,16 @@ impl Net {
         self.run_until(end);
     }
 
+    /// Node `i` crashes and comes back at once with the same address and socket: its
+    /// peers still hold connections to the old process.
+    fn restart(&mut self, i: u16) {
+        let me = self.nodes[&sock(i)].address();
+        let mut cfg = Config::new("TestRing", sock(i), u64::from(i) + 1000);
+        cfg.bootstrap = vec![TransportAddress::udp_socket(sock(0))];
+        self.nodes.insert(sock(i), Node::new(cfg, me, self.now));
+        self.drain(sock(i));
+    }
+
     /// Every node's nearest left and right neighbours are its ring neighbours.
     fn ring_errors(&self) -> Vec<String> {
         let mut sorted: Vec<(Address, SocketAddr)> =
@@ -223,6 +233,21 @@ fn ring_forms_stays_consistent_and_routes() {
     net.run_for(Duration::from_secs(120));
     net.assert_ring("after rejoins");
     net.assert_echoes(sock(9));
+}
+
+#[test]
+fn a_restarted_node_gets_back_in_past_stale_connections() {
+    let mut net = Net::new(0x7777);
+    for i in 0..8 {
+        net.add(i);
+        net.run_for(Duration::from_millis(500));
+    }
+    net.run_for(Duration::from_secs(60));
+    net.assert_ring("before the restart");
+    net.restart(4);
+    net.run_for(Duration::from_secs(120));
+    net.assert_ring("after the restart");
+    net.assert_echoes(sock(4));
 }
 
 #[test]

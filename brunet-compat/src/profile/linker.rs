@@ -4,8 +4,9 @@
 //! For each transport address in turn: open an edge, `sys:link.Start` with our NodeInfo
 //! and the target; the reply names the peer and, in `remote`, our address as it sees us
 //! (recorded as a reflection); then `sys:link.GetStatus`, whose reply adds the
-//! connection. InProgress retries the same address after 0–5 s (up to 8 times);
-//! TargetMismatch, ConnectToSelf and timeouts move to the next address.
+//! connection. InProgress, and AlreadyConnected for a connection we do not hold (the
+//! peer's is stale), retry the same address after 0–5 s (up to 8 times); TargetMismatch,
+//! ConnectToSelf, timeouts and a reply of another type move to the next address.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -137,15 +138,25 @@ impl Node {
     /// The answer to our `sys:link.Start`.
     pub(super) fn on_start_reply(&mut self, id: u32, v: &Adr) {
         if let Some(x) = RpcException::from_adr(v) {
+            // As `LinkProtocolState.GetResultForErrorCode`.
             let code = x.ok().as_ref().and_then(ErrorCode::of);
-            return match code {
-                Some(ErrorCode::InProgress) => self.retry_later(id),
-                Some(
-                    ErrorCode::AlreadyConnected
-                    | ErrorCode::RealmMismatch
-                    | ErrorCode::Disconnecting,
-                ) => self.abort_linker(id),
-                _ => self.linker_failed(id, None),
+            let Some(l) = self.linkers.iter().find(|l| l.id == id) else {
+                return;
+            };
+            let main = MainType::of(&l.kind);
+            let ours = l.target.filter(|t| self.conns.get(t, main).is_none());
+            return match (code, l.target) {
+                (Some(ErrorCode::InProgress), _) => self.retry_later(id),
+                // The peer holds a connection we do not: it is stale on its side (it
+                // pings it now); try again.
+                (Some(ErrorCode::AlreadyConnected), Some(_)) if ours.is_some() => {
+                    self.retry_later(id)
+                }
+                (Some(ErrorCode::AlreadyConnected | ErrorCode::Disconnecting), None)
+                | (Some(ErrorCode::TargetMismatch | ErrorCode::ConnectToSelf), _) => {
+                    self.linker_failed(id, None)
+                }
+                _ => self.abort_linker(id),
             };
         }
         let Some(l) = self.linkers.iter().find(|l| l.id == id).cloned() else {
@@ -160,6 +171,9 @@ impl Node {
         };
         if lm.realm.as_deref().is_some_and(|r| r != self.cfg.realm) {
             return self.abort_linker(id);
+        }
+        if lm.connection_type != l.kind {
+            return self.linker_failed(id, None);
         }
         if let Some(ta) = lm.remote.as_ref().and_then(|r| r.transports.first()) {
             self.reflect(ta.clone());

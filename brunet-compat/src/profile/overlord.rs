@@ -262,7 +262,7 @@ impl Node {
                     Route::Fwd {
                         via: peer,
                         dst: x,
-                        mode: 5,
+                        mode: 4,
                     },
                     1,
                 );

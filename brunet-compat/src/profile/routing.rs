@@ -268,10 +268,11 @@ impl Node {
             }
             ForwardRepr::FromForwarder { origin } => match PType::parse(inner) {
                 Ok((p, rest)) if p == PType::REQREP => {
+                    // Brunet's return path: `ForwardingSender(B, A)`, annealing.
                     let route = Route::Fwd {
                         via: hdr.source,
                         dst: origin,
-                        mode: hdr.mode.into(),
+                        mode: DeliveryMode::Annealing.into(),
                     };
                     self.on_reqrep(route, rest);
                 }
