@@ -11,8 +11,7 @@
 //! epoch and keeps the previous one for packets still in flight. Old keys are not derivable
 //! from new ones, so a stolen key does not open earlier traffic.
 
-use chacha20poly1305::aead::AeadInPlace;
-use chacha20poly1305::{ChaCha20Poly1305, Key, KeyInit, Nonce, Tag};
+use ring::aead::{Aad, CHACHA20_POLY1305, LessSafeKey, Nonce, Tag, UnboundKey};
 use zeroize::Zeroizing;
 
 /// An AEAD operation failed: the tag did not verify, or a buffer was too short.
@@ -23,9 +22,10 @@ pub struct AeadError;
 /// The highest usable data counter; `u64::MAX` belongs to REKEY.
 pub const MAX_COUNTER: u64 = u64::MAX - 1;
 
-/// One direction's key.
+/// One direction's key (ring's ChaCha20-Poly1305: assembly, several times faster per packet
+/// than a portable implementation, and the hot path of every link).
 pub struct CipherKey {
-    aead: ChaCha20Poly1305,
+    aead: LessSafeKey,
 }
 
 impl std::fmt::Debug for CipherKey {
@@ -34,42 +34,45 @@ impl std::fmt::Debug for CipherKey {
     }
 }
 
+/// The nonce for counter `n`. Each counter is used once per key: the session's send counter
+/// only grows, and REKEY's `u64::MAX` is never a data counter.
 fn nonce(n: u64) -> Nonce {
     let mut b = [0u8; 12];
     b[4..].copy_from_slice(&n.to_le_bytes());
-    Nonce::from(b)
+    Nonce::assume_unique_for_key(b)
 }
 
 impl CipherKey {
     /// A key from the handshake's split.
     pub fn new(key: [u8; 32]) -> Self {
         let key = Zeroizing::new(key);
+        // Invariant: any 32 bytes are a ChaCha20-Poly1305 key.
+        let unbound = UnboundKey::new(&CHACHA20_POLY1305, &key[..]).expect("a 32-byte key");
         CipherKey {
-            aead: ChaCha20Poly1305::new(Key::from_slice(&key[..])),
+            aead: LessSafeKey::new(unbound),
         }
     }
 
     /// Encrypts `buf[..len]` in place and appends the tag at `buf[len..len + 16]`.
     /// `buf` must hold `len + 16` bytes.
     pub fn seal(&self, n: u64, ad: &[u8], buf: &mut [u8], len: usize) -> Result<(), AeadError> {
-        let (msg, rest) = buf.split_at_mut(len);
-        let tag = self
+        let (msg, rest) = buf.split_at_mut_checked(len).ok_or(AeadError)?;
+        let tag: Tag = self
             .aead
-            .encrypt_in_place_detached(&nonce(n), ad, msg)
+            .seal_in_place_separate_tag(nonce(n), Aad::from(ad), msg)
             .map_err(|_| AeadError)?;
-        rest.get_mut(..16).ok_or(AeadError)?.copy_from_slice(&tag);
+        rest.get_mut(..16)
+            .ok_or(AeadError)?
+            .copy_from_slice(tag.as_ref());
         Ok(())
     }
 
     /// Decrypts `buf` (ciphertext ‖ tag) in place; returns the plaintext length.
     pub fn open(&self, n: u64, ad: &[u8], buf: &mut [u8]) -> Result<usize, AeadError> {
-        let len = buf.len().checked_sub(16).ok_or(AeadError)?;
-        let (msg, tag) = buf.split_at_mut(len);
-        let tag = Tag::clone_from_slice(tag);
         self.aead
-            .decrypt_in_place_detached(&nonce(n), ad, msg, &tag)
-            .map_err(|_| AeadError)?;
-        Ok(len)
+            .open_in_place(nonce(n), Aad::from(ad), buf)
+            .map(|plain| plain.len())
+            .map_err(|_| AeadError)
     }
 
     /// REKEY(k) of Noise §4.2.
@@ -78,7 +81,7 @@ impl CipherKey {
         // Invariant: encrypting 32 bytes under a valid key cannot fail.
         let _tag = self
             .aead
-            .encrypt_in_place_detached(&nonce(u64::MAX), &[], &mut zeros[..])
+            .seal_in_place_separate_tag(nonce(u64::MAX), Aad::empty(), &mut zeros[..])
             .expect("ChaCha20-Poly1305 encrypts any short message");
         CipherKey::new(*zeros)
     }
@@ -114,6 +117,21 @@ mod tests {
         c[0] ^= 1;
         assert!(k.open(3, b"hdr", &mut c).is_err());
         assert!(k.open(0, b"", &mut [0u8; 15]).is_err());
+    }
+
+    /// Noise's nonce layout (`0u32 ‖ n LE`) against an independent implementation: OpenSSL's
+    /// ChaCha20-Poly1305 through Python's `cryptography`, key `[7; 32]`, counter 3.
+    #[test]
+    fn matches_an_independent_implementation() {
+        let k = CipherKey::new([7; 32]);
+        let mut buf = [0u8; 32];
+        buf[..16].copy_from_slice(b"hello, chamber!!");
+        k.seal(3, b"hdr", &mut buf, 16).unwrap();
+        let hex: String = buf.iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(
+            hex,
+            "e5584c5acd624c09a96e1c9deb02b42c50ea8d63e681ceafcc1493470a9fc0d4"
+        );
     }
 
     #[test]
