@@ -151,6 +151,9 @@ pub enum RingCommand {
         /// Also write the picture as SVG to FILE
         #[arg(long, value_name = "FILE")]
         svg: Option<PathBuf>,
+        /// Print the members (ring order, position, roles, link) as JSON instead of text
+        #[arg(long)]
+        json: bool,
     },
 }
 

@@ -49,7 +49,7 @@ pub(super) async fn run(cmd: RingCommand, config_path: &Path) -> Result<(), CliE
             Ok(())
         }
         RingCommand::List { json } => list(config_path, json).await,
-        RingCommand::Show { name, svg } => {
+        RingCommand::Show { name, svg, json } => {
             let status = node::query_status(&socket(config_path)?).await?;
             let ring = pick(&status, name.as_deref())?;
             let Some(view) = &ring.overlay else {
@@ -58,12 +58,18 @@ pub(super) async fn run(cmd: RingCommand, config_path: &Path) -> Result<(), CliE
                     ring.name
                 )));
             };
-            print!("{}", picture::text(view));
+            if json {
+                print_json(&picture::members(view))?;
+            } else {
+                print!("{}", picture::text(view));
+            }
             if let Some(path) = svg {
                 std::fs::write(&path, picture::svg(view)).map_err(|e| {
                     CliError::Usage(format!("cannot write {}: {e}", path.display()))
                 })?;
-                println!("picture written to {}", path.display());
+                if !json {
+                    println!("picture written to {}", path.display());
+                }
             }
             Ok(())
         }

@@ -14,7 +14,8 @@ use crate::runtime::RingView;
 pub use svg::svg;
 
 /// How we reach a member, reduced to what the picture distinguishes.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+#[serde(rename_all = "kebab-case", tag = "kind", content = "detail")]
 pub enum Reach {
     /// This is us.
     Us,
@@ -29,7 +30,7 @@ pub enum Reach {
 }
 
 /// One member on the picture.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
 pub struct Member {
     /// Its ring address (`brunet:node:…`).
     pub address: String,

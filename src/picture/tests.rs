@@ -44,7 +44,7 @@ fn view() -> RingView {
             peer(0xC0, "shortcut", link("turn"), None),
             peer(0x40, "near", None, Some(0x80)),
         ],
-        malformed: 0,
+        ..RingView::default()
     }
 }
 
@@ -58,6 +58,10 @@ fn members_are_in_ring_order_from_us_with_their_reach() {
     assert_eq!(m[2].reach, Reach::Direct("direct-host".into()));
     assert_eq!(m[3].reach, Reach::Turn);
     assert_eq!(position("not an address"), None);
+    let json = serde_json::to_value(&m).unwrap();
+    assert_eq!(json[1]["reach"]["kind"], "relay");
+    assert_eq!(json[1]["reach"]["detail"], addr(0x80));
+    assert_eq!(json[0]["reach"]["kind"], "us");
 }
 
 #[test]
