@@ -61,7 +61,7 @@ fn traffic_makes_links_the_cap_holds_and_idle_ones_go() {
     assert!(ondemand_peers(&mut r, s).is_empty());
     talk(&mut r, s, t1, 2);
     let wanted = r.events_of(s, mark).any(|e| {
-        matches!(e, Event::LinkWanted { peer, reasons }
+        matches!(e, Event::LinkWanted { peer, reasons, .. }
             if *peer == r.addrs[t1] && reasons.contains(ConnType::ONDEMAND))
     });
     assert!(wanted);

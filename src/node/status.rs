@@ -156,7 +156,14 @@ fn write_overlay(f: &mut fmt::Formatter<'_>, o: &RingView) -> fmt::Result {
     let side = |v: &[String]| v.iter().map(short).collect::<Vec<_>>().join(" ");
     writeln!(f, "  left  {}", side(&o.left))?;
     writeln!(f, "  right {}", side(&o.right))?;
-    writeln!(f, "  peers ({}):", o.peers.len())?;
+    writeln!(
+        f,
+        "  peers ({}); {} malformed, {} unroutable messages; {} links failed",
+        o.peers.len(),
+        o.malformed,
+        o.dropped_unroutable,
+        o.link_failures
+    )?;
     for p in &o.peers {
         write!(f, "    {} [{}] ", short(&p.address), p.roles)?;
         match (&p.link, &p.relay_via) {

@@ -22,6 +22,10 @@ use crate::link::{IceServer, Link, LinkError, Linker, PathKind};
 use crate::signal::xmpp::XmppTransport;
 use crate::signal::{IqFailure, Reply};
 
+/// Friends linked at once while the node is not in a ring yet.
+const LEAF_LINKS: usize = 2;
+/// How long a friend we could not link to is left alone.
+const FRIEND_RETRY: std::time::Duration = std::time::Duration::from_secs(30);
 /// How long an XMPP signalling request waits for its IQ result.
 const IQ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(8);
 
@@ -192,24 +196,52 @@ impl Task {
         self.links.values().any(|l| l.ring == r && l.peer == *peer)
     }
 
-    /// While not in a ring yet, link every friend (Jingle's tie-break settles offers that
-    /// cross); once in, friends are members like any other and the core decides.
+    /// While not in a ring yet, link the friends nearest to us on the ring, [`LEAF_LINKS`] at
+    /// a time, alternating sides: they are most likely our ring neighbours, so the bootstrap
+    /// links double as near links, and a dozen nodes starting together do not run a dozen ICE
+    /// searches each. Once in, friends are members like any other and the core decides.
     pub(super) fn link_friends(&mut self, r: usize) {
         if self.ring_linked(r) {
             return;
         }
-        let peers: Vec<RingAddress> = self.rings[r].friends.keys().copied().collect();
-        for peer in peers {
-            if !self.linked(r, &peer) && !self.rings[r].connecting.contains(&peer) {
-                self.connect_xmpp(r, peer, false);
+        let now = std::time::Instant::now();
+        let ring = &mut self.rings[r];
+        ring.failed
+            .retain(|_, t| now.duration_since(*t) < FRIEND_RETRY);
+        let busy = ring.connecting.len()
+            + self
+                .links
+                .values()
+                .filter(|l| l.ring == r && matches!(l.via, Via::Xmpp(_)))
+                .count();
+        let mut wanted = LEAF_LINKS.saturating_sub(busy);
+        for peer in self.rings[r].nearest_friends() {
+            if wanted == 0 {
+                break;
+            }
+            let ring = &self.rings[r];
+            if self.linked(r, &peer)
+                || ring.connecting.contains(&peer)
+                || ring.failed.contains_key(&peer)
+            {
+                continue;
+            }
+            if self.connect_xmpp(r, peer, false) {
+                wanted -= 1;
             }
         }
     }
 
-    /// The node has at least one link in ring `r` whose peer is routable.
+    /// The node is in ring `r` for good: consistent, with links to [`LEAF_LINKS`] routable
+    /// peers or more (one link makes a two-node ring look consistent from inside).
     fn ring_linked(&self, r: usize) -> bool {
-        let t = self.rings[r].core.table();
-        t.iter().any(|p| p.routable && p.link().is_some()) && self.rings[r].core.is_connected()
+        let core = &self.rings[r].core;
+        let linked = core
+            .table()
+            .iter()
+            .filter(|p| p.routable && p.link().is_some())
+            .count();
+        core.is_connected() && linked >= LEAF_LINKS
     }
 
     fn connect_xmpp(&mut self, r: usize, peer: RingAddress, wanted: bool) -> bool {
@@ -235,37 +267,54 @@ impl Task {
         true
     }
 
-    /// The core wants a link to `peer`: over the ring when we have ring links, else over XMPP
-    /// when `peer` is a friend; otherwise it fails at once (the core then relays).
+    /// The core wants a link to `peer`: a friend is signalled over XMPP while its account is
+    /// online (the servers deliver at once, however unsettled the ring still is); any other
+    /// member, or a friend while the servers are down, over the ring. With neither, the link
+    /// fails at once and the core relays.
     pub(super) fn link_wanted(&mut self, r: usize, peer: RingAddress) {
         if self.linked(r, &peer) || self.rings[r].connecting.contains(&peer) {
             return;
         }
-        let has_links = self.links.values().any(|l| l.ring == r);
-        if has_links && let Some(linker) = self.rings[r].overlay.clone() {
-            self.rings[r].connecting.insert(peer);
-            let cmds = self.cmds.clone();
-            tokio::spawn(async move {
-                let result = linker
-                    .connect(vec![OverlayPeer(peer)])
-                    .await
-                    .map(Box::new)
-                    .map_err(|e| (peer, e));
-                let cmd = Cmd::LinkMade {
-                    ring: r,
-                    via: Via::Ring,
-                    wanted: true,
-                    result,
-                };
-                let _ = cmds.send(cmd).await;
-            });
-        } else if !self.connect_xmpp(r, peer, true) {
-            let now = self.now();
-            self.rings[r]
-                .core
-                .handle_input(now, Input::LinkFailed { peer });
-            self.drain(r);
+        if self.friend_online(r, &peer) && self.connect_xmpp(r, peer, true) {
+            return;
         }
+        let has_links = self.links.values().any(|l| l.ring == r);
+        match self.rings[r].overlay.clone() {
+            Some(linker) if has_links => {
+                self.rings[r].connecting.insert(peer);
+                let cmds = self.cmds.clone();
+                tokio::spawn(async move {
+                    let result = linker
+                        .connect(vec![OverlayPeer(peer)])
+                        .await
+                        .map(Box::new)
+                        .map_err(|e| (peer, e));
+                    let cmd = Cmd::LinkMade {
+                        ring: r,
+                        via: Via::Ring,
+                        wanted: true,
+                        result,
+                    };
+                    let _ = cmds.send(cmd).await;
+                });
+            }
+            _ => {
+                let now = self.now();
+                self.rings[r]
+                    .core
+                    .handle_input(now, Input::LinkFailed { peer });
+                self.drain(r);
+            }
+        }
+    }
+
+    /// `peer` is a friend whom one of our online accounts sees now.
+    fn friend_online(&self, r: usize, peer: &RingAddress) -> bool {
+        self.rings[r].friends.get(peer).is_some_and(|routes| {
+            routes.iter().any(|f| {
+                self.accounts[f.account].handle.status().state == crate::account::LinkState::Online
+            })
+        })
     }
 
     pub(super) fn link_made(
@@ -286,6 +335,9 @@ impl Task {
                         .core
                         .handle_input(now, Input::LinkFailed { peer });
                     self.drain(r);
+                } else {
+                    self.rings[r].failed.insert(peer, std::time::Instant::now());
+                    self.link_friends(r);
                 }
                 return;
             }

@@ -3,11 +3,16 @@
 //! is an [`EnvelopeError`] and is dropped by the caller.
 //!
 //! ```text
-//! 0x01 sig-request  id:u32 xml…          a Jingle request over the ring (ICE offer/answer)
+//! 0x01 sig-request  id:u32 via:(0 | 1 addr:20) xml…
+//!                                        a Jingle request over the ring (ICE offer/answer);
+//!                                        `via` is a peer linked to the sender that can pass
+//!                                        answers on while the sender is still joining
 //! 0x02 sig-reply    id:u32 code:u8 text… how the far end answered it
 //! 0x03 ping         nonce:u64            `chamber ping`
 //! 0x04 pong         nonce:u64 hops:u16   the answer, with the hops the ping took
 //! ```
+
+use brunet_compat::address::Address as RingAddress;
 
 use crate::signal::{IqFailure, Reply};
 
@@ -26,6 +31,8 @@ pub enum Envelope {
     SigRequest {
         /// Matches the reply.
         id: u32,
+        /// Reach the sender through this peer.
+        via: Option<RingAddress>,
         /// `<jingle/>` serialised.
         xml: Vec<u8>,
     },
@@ -62,19 +69,39 @@ pub enum EnvelopeError {
     /// A signalling request over [`MAX_SIGNAL`].
     #[error("signalling request of {0} bytes is too large")]
     TooLarge(usize),
+    /// A `via` flag other than 0 or 1.
+    #[error("bad via flag {0} in a signalling request")]
+    BadFlag(u8),
     /// A reply code this version does not know.
     #[error("unknown signalling reply code {0}")]
     UnknownReply(u8),
 }
 
 impl Envelope {
+    /// A name for logs.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Envelope::SigRequest { .. } => "sig-request",
+            Envelope::SigReply { .. } => "sig-reply",
+            Envelope::Ping { .. } => "ping",
+            Envelope::Pong { .. } => "pong",
+        }
+    }
+
     /// The bytes.
     pub fn encode(&self) -> Vec<u8> {
         let mut out = Vec::new();
         match self {
-            Envelope::SigRequest { id, xml } => {
+            Envelope::SigRequest { id, via, xml } => {
                 out.push(SIG_REQUEST);
                 out.extend_from_slice(&id.to_be_bytes());
+                match via {
+                    Some(a) => {
+                        out.push(1);
+                        out.extend_from_slice(a.as_bytes());
+                    }
+                    None => out.push(0),
+                }
                 out.extend_from_slice(xml);
             }
             Envelope::SigReply { id, reply } => {
@@ -120,12 +147,24 @@ impl Envelope {
         match tag {
             SIG_REQUEST => {
                 let id = u32_at(rest)?;
-                let xml = &rest[4..];
+                let (via, xml) = match rest.get(4) {
+                    Some(0) => (None, &rest[5..]),
+                    Some(1) => {
+                        let a = rest.get(5..25).ok_or_else(short)?;
+                        (
+                            Some(RingAddress::from_slice(a).map_err(|_| short())?),
+                            &rest[25..],
+                        )
+                    }
+                    Some(&f) => return Err(EnvelopeError::BadFlag(f)),
+                    None => return Err(short()),
+                };
                 if xml.len() > MAX_SIGNAL {
                     return Err(EnvelopeError::TooLarge(xml.len()));
                 }
                 Ok(Envelope::SigRequest {
                     id,
+                    via,
                     xml: xml.to_vec(),
                 })
             }
@@ -191,6 +230,12 @@ mod tests {
         for e in [
             Envelope::SigRequest {
                 id: 7,
+                via: None,
+                xml: b"<jingle/>".to_vec(),
+            },
+            Envelope::SigRequest {
+                id: 8,
+                via: Some(RingAddress::from_bytes([6; 20])),
                 xml: b"<jingle/>".to_vec(),
             },
             Envelope::SigReply {
@@ -227,8 +272,16 @@ mod tests {
             Envelope::decode(&[SIG_REPLY, 0, 0, 0, 1, 9]),
             Err(EnvelopeError::UnknownReply(9))
         );
-        let mut big = vec![SIG_REQUEST, 0, 0, 0, 1];
-        big.resize(5 + MAX_SIGNAL + 1, b'x');
+        assert_eq!(
+            Envelope::decode(&[SIG_REQUEST, 0, 0, 0, 1, 2]),
+            Err(EnvelopeError::BadFlag(2))
+        );
+        assert_eq!(
+            Envelope::decode(&[SIG_REQUEST, 0, 0, 0, 1, 1, 9]),
+            Err(EnvelopeError::Truncated(7))
+        );
+        let mut big = vec![SIG_REQUEST, 0, 0, 0, 1, 0];
+        big.resize(6 + MAX_SIGNAL + 1, b'x');
         assert_eq!(
             Envelope::decode(&big),
             Err(EnvelopeError::TooLarge(MAX_SIGNAL + 1))

@@ -12,6 +12,7 @@
 //! - [`connect`]: which linker makes a link (XMPP to friends, the ring to other members);
 //! - [`links`]: each link's reader and writer task;
 //! - [`envelope`]: the runtime's own datagrams on the ring (signalling, ping);
+//! - `reqrep`: signalling requests over the ring sent again until answered;
 //! - [`status`]: what `chamber status` and `chamber ring show` print.
 #![warn(missing_docs)]
 
@@ -19,6 +20,7 @@ mod connect;
 pub mod envelope;
 mod links;
 pub mod overlay_signal;
+mod reqrep;
 mod ring;
 pub mod status;
 mod task;

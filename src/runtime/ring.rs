@@ -37,6 +37,10 @@ pub(super) struct RingRun {
     pub overlay: Option<Linker<OverlayPeer>>,
     /// Peers a link is being made to.
     pub connecting: BTreeSet<RingAddress>,
+    /// Members still joining and the peer each named to reach it through, with when.
+    pub vias: BTreeMap<RingAddress, (RingAddress, std::time::Instant)>,
+    /// Friends we could not link to lately, and when.
+    pub failed: BTreeMap<RingAddress, std::time::Instant>,
     /// The node left this ring (its slot stays so indices held by tasks stay valid).
     pub left: bool,
 }
@@ -53,6 +57,7 @@ impl RingRun {
         // No node can know it is the first: each starts a ring of one, and rings merge as
         // links come up (brunet-compat/tests/ring_friends.rs).
         core.create_ring();
+        tracing::info!(ring = %spec.name, address = %me, "ring core started");
         RingRun {
             name: spec.name.clone(),
             id,
@@ -63,6 +68,8 @@ impl RingRun {
             xmpp: vec![None; accounts],
             overlay: None,
             connecting: BTreeSet::new(),
+            failed: BTreeMap::new(),
+            vias: BTreeMap::new(),
             left: false,
         }
     }
@@ -96,6 +103,25 @@ impl RingRun {
                 Ok(())
             }
         })
+    }
+
+    /// Friends in ring order away from us, alternating sides: nearest after us, nearest
+    /// before us, second after, …
+    pub fn nearest_friends(&self) -> Vec<RingAddress> {
+        let me = self.me().to_ring_int();
+        let mut after: Vec<RingAddress> = self.friends.keys().copied().collect();
+        after.sort_by_key(|a| a.to_ring_int().wrapping_sub(me));
+        let mut out = Vec::with_capacity(after.len());
+        let (mut i, mut j) = (0, after.len());
+        while i < j {
+            out.push(after[i]);
+            i += 1;
+            if i < j {
+                j -= 1;
+                out.push(after[j]);
+            }
+        }
+        out
     }
 
     /// Where a friend's node can be signalled over XMPP, if anywhere.

@@ -35,6 +35,10 @@ pub struct RingView {
     pub peers: Vec<PeerView>,
     /// Ring messages that failed to decode.
     pub malformed: u64,
+    /// Routed messages dropped: no next hop, or out of hops.
+    pub dropped_unroutable: u64,
+    /// Links the core asked for that could not be made (then relayed).
+    pub link_failures: u64,
 }
 
 /// A peer in the table.
@@ -158,6 +162,8 @@ impl Task {
                 .collect(),
             peers,
             malformed: ring.core.stats().malformed + self.malformed,
+            dropped_unroutable: ring.core.stats().no_route + ring.core.stats().ttl_drops,
+            link_failures: ring.core.stats().link_failures,
         }
     }
 

@@ -5,23 +5,26 @@ use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 use brunet_compat::address::Address as RingAddress;
-use brunet_compat::ring::{Event, Input, LinkId, Mode, Output, Time, codec};
+use brunet_compat::ring::{Event, Input, LinkId, Output, Time, codec};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 use xmpp_ext::NodeSecret;
 
 use super::envelope::Envelope;
 use super::links::LinkEntry;
+use super::reqrep::ReqRep;
 use super::ring::RingRun;
 use super::status::PingReport;
 use super::{Cmd, RingSpec, RuntimeConfig};
 use crate::account::AccountHandle;
 use crate::link::{IceServer, PathHint};
-use crate::signal::IqFailure;
 use tokio_xmpp::jid::FullJid;
 
-/// How often link RTTs are fed to the cores and ping deadlines checked.
-const RTT_EVERY: Duration = Duration::from_secs(1);
+/// How often signalling requests are sent again when due (and, every fifth tick, link RTTs
+/// fed to the cores and ping deadlines checked).
+const TICK: Duration = Duration::from_millis(200);
+/// How long a peer's "reach me through" stays in use.
+const VIA_KEEP: Duration = Duration::from_secs(60);
 /// How long a ping waits for its pong.
 const PING_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -48,7 +51,7 @@ pub(super) struct Task {
     pub links: BTreeMap<u64, LinkEntry>,
     pub next_link: u64,
     pub pings: HashMap<u64, PendingPing>,
-    pub signals: HashMap<u32, oneshot::Sender<Result<(), IqFailure>>>,
+    pub reqrep: ReqRep,
     pub next_id: u32,
     /// Runtime datagrams that failed to decode (logged once each kind).
     pub malformed: u64,
@@ -85,7 +88,7 @@ impl Task {
             links: BTreeMap::new(),
             next_link: 1,
             pings: HashMap::new(),
-            signals: HashMap::new(),
+            reqrep: ReqRep::default(),
             next_id: 1,
             malformed: 0,
         }
@@ -103,7 +106,8 @@ impl Task {
         for r in 0..self.rings.len() {
             self.drain(r);
         }
-        let mut rtt_tick = tokio::time::interval(RTT_EVERY);
+        let mut tick = tokio::time::interval(TICK);
+        let mut ticks = 0u64;
         loop {
             let next = self
                 .rings
@@ -131,7 +135,13 @@ impl Task {
                         }
                     }
                 }
-                _ = rtt_tick.tick() => self.feed_rtts(),
+                _ = tick.tick() => {
+                    ticks += 1;
+                    if ticks.is_multiple_of(5) {
+                        self.feed_rtts();
+                    }
+                    self.signal_tick();
+                }
             }
         }
     }
@@ -159,17 +169,13 @@ impl Task {
                 to,
                 xml,
                 reply,
-            } => {
-                let id = self.fresh_id();
-                self.signals.insert(id, reply);
-                self.send_envelope(ring, to, &Envelope::SigRequest { id, xml });
-            }
+            } => self.signal_out(ring, to, xml, reply),
             Cmd::SignalReply {
                 ring,
                 to,
                 id,
                 reply,
-            } => self.send_envelope(ring, to, &Envelope::SigReply { id, reply }),
+            } => self.signal_answer_out(ring, to, id, reply),
             Cmd::LinkMade {
                 ring,
                 via,
@@ -204,11 +210,36 @@ impl Task {
         self.next_id
     }
 
-    /// Sends a runtime datagram over ring `r` to `to` (exact mode).
+    /// Sends a runtime datagram over ring `r` to `to`: directly or by exact routing when
+    /// routing can reach it, else through a peer linked to it (one it named itself, or one
+    /// of ours whose near list has it): a node still joining is reachable only that way.
     pub fn send_envelope(&mut self, r: usize, to: RingAddress, e: &Envelope) {
         let now = self.now();
-        self.rings[r].core.send(now, to, Mode::Exact, e.encode());
+        let ring = &mut self.rings[r];
+        let via = if ring.core.table().contains(&to) {
+            None
+        } else {
+            ring.vias
+                .get(&to)
+                .map(|(v, _)| *v)
+                .or_else(|| ring.core.neighbour_of(&to))
+        };
+        let via = via.filter(|v| *v != ring.me());
+        tracing::debug!(%to, ?via, kind = e.kind(), "runtime datagram out");
+        ring.core.send_control(now, to, via, e.encode());
         self.drain(r);
+    }
+
+    /// The peer others should reach us through while routing may not find us: our
+    /// routable linked peer nearest to us (a ring neighbour, or the leaf we joined by).
+    pub fn return_via(&self, r: usize) -> Option<RingAddress> {
+        let core = &self.rings[r].core;
+        let me = core.address();
+        core.table()
+            .iter()
+            .filter(|p| p.routable && p.link().is_some())
+            .min_by_key(|p| me.distance_to(&p.addr).abs())
+            .map(|p| p.addr)
     }
 
     /// Carries out everything core `r` asks for, until it names its next deadline.
@@ -231,7 +262,14 @@ impl Task {
 
     fn event(&mut self, r: usize, e: Event) {
         match e {
-            Event::LinkWanted { peer, .. } => self.link_wanted(r, peer),
+            Event::LinkWanted { peer, via, .. } => {
+                if let Some(v) = via {
+                    self.rings[r]
+                        .vias
+                        .insert(peer, (v, std::time::Instant::now()));
+                }
+                self.link_wanted(r, peer);
+            }
             Event::CloseLink { link } => {
                 if let Some(l) = self.links.remove(&link.0) {
                     tracing::debug!(ring = %self.rings[r].name, peer = %l.peer, "core closes link");
@@ -255,16 +293,20 @@ impl Task {
     }
 
     fn deliver(&mut self, r: usize, src: RingAddress, hops: u16, data: &[u8]) {
-        match Envelope::decode(data) {
-            Ok(Envelope::SigRequest { id, xml }) => self.signal_in(r, src, id, &xml),
-            Ok(Envelope::SigReply { id, reply }) => {
-                if let Some(tx) = self.signals.remove(&id) {
-                    let _ = tx.send(match reply {
-                        crate::signal::Reply::Ack => Ok(()),
-                        crate::signal::Reply::Error(f) => Err(f),
-                    });
+        let e = Envelope::decode(data);
+        if let Ok(e) = &e {
+            tracing::debug!(%src, hops, kind = e.kind(), "runtime datagram in");
+        }
+        match e {
+            Ok(Envelope::SigRequest { id, via, xml }) => {
+                if let Some(v) = via {
+                    self.rings[r]
+                        .vias
+                        .insert(src, (v, std::time::Instant::now()));
                 }
+                self.signal_request_in(r, src, id, &xml);
             }
+            Ok(Envelope::SigReply { id, reply }) => self.signal_answer_in(src, id, reply),
             Ok(Envelope::Ping { nonce }) => {
                 self.send_envelope(r, src, &Envelope::Pong { nonce, hops });
             }
@@ -310,6 +352,9 @@ impl Task {
             self.drain(r);
         }
         let now_i = Instant::now();
+        for ring in &mut self.rings {
+            ring.vias.retain(|_, (_, t)| t.elapsed() < VIA_KEEP);
+        }
         let expired: Vec<u64> = self
             .pings
             .iter()

@@ -82,6 +82,9 @@ pub enum Event {
         peer: Address,
         /// Why (empty: the peer asked for it).
         reasons: ConnType,
+        /// A node linked to `peer` that passes signalling on while routing cannot reach it
+        /// (the leaf a joining node's connect-to-me named).
+        via: Option<Address>,
     },
     /// Please close this link; the core has already forgotten it.
     CloseLink {

@@ -103,7 +103,7 @@ impl Node {
             // Near requests may come from a node our side of the ring cannot route
             // back to (a joiner, or a chain racing joins left apart): link back at
             // once rather than trust the answer's way home.
-            self.want_link(src, ConnType::NONE);
+            self.want_link_via(src, ConnType::NONE, via);
         }
         let near = self.near_list();
         self.reply(src, via, Payload::CtmReply { token, kind, near });

@@ -169,6 +169,11 @@ impl Node {
 
     /// Asks the runtime for a link to `addr`, or adds `reasons` to the existing one.
     pub(crate) fn want_link(&mut self, addr: Address, reasons: ConnType) {
+        self.want_link_via(addr, reasons, None);
+    }
+
+    /// [`Node::want_link`], naming a node that can pass signalling on to `addr`.
+    pub(crate) fn want_link_via(&mut self, addr: Address, reasons: ConnType, via: Option<Address>) {
         if addr == self.me || !addr.is_ah() {
             return;
         }
@@ -197,6 +202,7 @@ impl Node {
         self.emit(Event::LinkWanted {
             peer: addr,
             reasons,
+            via,
         });
     }
 

@@ -27,6 +27,28 @@ impl Node {
         self.originate(dst, mode, Payload::App(data), false);
     }
 
+    /// Sends the runtime's own control datagram (link signalling, an echo) to `dst` in exact
+    /// mode; unlike [`Node::send`] it never counts toward an on-demand link, and with `via`
+    /// (a node linked to `dst`) it reaches a destination routing cannot find yet: a node
+    /// still joining, linked only to its leaves.
+    pub fn send_control(&mut self, now: Time, dst: Address, via: Option<Address>, data: Vec<u8>) {
+        self.now = self.now.max(now);
+        if self.left {
+            return;
+        }
+        self.reply(dst, via, Payload::App(data));
+    }
+
+    /// A direct peer whose last status lists `dst` among its near neighbours (so it is very
+    /// likely linked to it): a `via` for [`Node::send_control`].
+    pub fn neighbour_of(&self, dst: &Address) -> Option<Address> {
+        self.table
+            .iter()
+            .filter(|p| p.is_direct() && p.near.contains(dst))
+            .min_by_key(|p| p.rtt_us)
+            .map(|p| p.addr)
+    }
+
     /// The greedy next hop toward `dst`: `None` when we are the closest node (for
     /// offline path analysis, as Brunet's `Graph` does).
     pub fn next_hop(&self, dst: &Address) -> Option<Address> {

@@ -107,10 +107,15 @@ impl NodeHome {
             .unwrap_or_else(|e| panic!("{e}"));
     }
 
-    /// Starts `chamber up` in `ns`, with rendezvous debug lines in its log.
+    /// Starts `chamber up` in `ns`, with rendezvous debug lines in its log (or the filter in
+    /// `CHAMBER_LAB_LOG`).
     pub fn up(&self, ns: &Netns) -> Daemon {
         self.0
-            .up_logging(ns, "info,chamber::rendezvous=debug")
+            .up_logging(
+                ns,
+                &std::env::var("CHAMBER_LAB_LOG")
+                    .unwrap_or_else(|_| "info,chamber::rendezvous=debug".into()),
+            )
             .unwrap_or_else(|e| panic!("{e}"))
     }
 }
