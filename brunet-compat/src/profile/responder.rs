@@ -54,6 +54,7 @@ impl Node {
             }
             (LinkRequest::GetNeighbors, _) => Ok(self.neighbors_map()),
             (LinkRequest::GetNodeInfo, _) => Ok(self.node_info().to_adr()),
+            (LinkRequest::GetLocalIpAddresses, _) => Ok(self.local_ips()),
             (LinkRequest::ConnectTo(ctm), _) => self.on_ctm(ctm),
         };
         result.unwrap_or_else(|x| x.to_adr())
@@ -260,8 +261,25 @@ impl Node {
         Ok(reply.to_adr())
     }
 
-    /// `GetNeighbors`: self, the two nearest on each side, as address strings.
-    fn neighbors_map(&self) -> Adr {
+    /// `GetLocalIPAddresses`: the IPs of our UDP addresses, loopback left out.
+    fn local_ips(&self) -> Adr {
+        let mut ips: Vec<Adr> = Vec::new();
+        for sa in self
+            .local_tas()
+            .iter()
+            .filter_map(TransportAddress::udp_socket_addr)
+        {
+            let ip = Adr::Str(sa.ip().to_string());
+            if !sa.ip().is_loopback() && !ips.contains(&ip) {
+                ips.push(ip);
+            }
+        }
+        Adr::List(ips)
+    }
+
+    /// `GetNeighbors`: self, the two nearest on each side and a random shortcut, as
+    /// address strings.
+    fn neighbors_map(&mut self) -> Adr {
         let s = |a: &Address| Adr::Str(a.to_string());
         let mut m = vec![("self", s(&self.me))];
         let left = self.conns.left_of(&self.me);
@@ -275,6 +293,16 @@ impl Node {
             if let Some(a) = v {
                 m.push((k, s(a)));
             }
+        }
+        let shortcuts: Vec<Address> = self
+            .conns
+            .iter()
+            .filter(|c| c.kind == "structured.shortcut")
+            .map(|c| c.addr)
+            .collect();
+        if !shortcuts.is_empty() {
+            let i = (self.unit() * shortcuts.len() as f64) as usize;
+            m.push(("shortcut", s(&shortcuts[i.min(shortcuts.len() - 1)])));
         }
         Adr::map(m)
     }

@@ -338,3 +338,46 @@ fn the_edge_table_is_bounded() {
     assert_eq!(n.edges().iter().count(), edge::MAX_EDGES);
     assert_eq!(n.stats().unknown_edge, 10);
 }
+
+#[test]
+fn crawler_methods_answer_over_any_route() {
+    let mut n = node();
+    let (sent, _) = feed(
+        &mut n,
+        &datagram(77, 0, ReqRepType::Request, 5, &start("R", peer())),
+    );
+    let mine = sent[0].header.sender;
+    let sm = StatusMessage {
+        neighbor_type: "structured.near".into(),
+        neighbors: vec![],
+    };
+    feed(
+        &mut n,
+        &datagram(
+            77,
+            mine,
+            ReqRepType::Request,
+            6,
+            &LinkRequest::GetStatus(sm).to_call(),
+        ),
+    );
+    let ask = |n: &mut Node, id, req: LinkRequest| {
+        let (sent, _) = feed(
+            n,
+            &datagram(77, mine, ReqRepType::Request, id, &req.to_call()),
+        );
+        sent.into_iter().find_map(|p| p.rpc().cloned()).unwrap()
+    };
+    let neighbours = ask(&mut n, 10, LinkRequest::GetNeighbors);
+    assert_eq!(neighbours.get("self"), Some(&Adr::Str(me().to_string())));
+    assert_eq!(neighbours.get("left"), Some(&Adr::Str(peer().to_string())));
+    assert_eq!(neighbours.get("right"), Some(&Adr::Str(peer().to_string())));
+    let info = NodeInfo::from_adr(&ask(&mut n, 11, LinkRequest::GetNodeInfo)).unwrap();
+    assert_eq!(info.address, Some(me()));
+    assert_eq!(info.transports[0].to_string(), "brunet.udp://127.0.0.1:1");
+    // Our only address is loopback, which Brunet leaves out.
+    assert_eq!(
+        ask(&mut n, 12, LinkRequest::GetLocalIpAddresses),
+        Adr::List(vec![])
+    );
+}

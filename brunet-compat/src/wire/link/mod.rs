@@ -161,6 +161,8 @@ pub mod method {
     pub const GET_NEIGHBORS: &str = "sys:link.GetNeighbors";
     /// The peer's NodeInfo: `[]`.
     pub const GET_NODE_INFO: &str = "sys:link.GetNodeInfo";
+    /// The peer's non-loopback IP addresses (of its UDP and TCP addresses): `[]`.
+    pub const GET_LOCAL_IP_ADDRESSES: &str = "sys:link.GetLocalIPAddresses";
     /// Connect-to-me: `[ConnectToMessage]`, replies with a ConnectToMessage.
     pub const CONNECT_TO: &str = "sys:ctm.ConnectTo";
 }
@@ -180,6 +182,8 @@ pub enum LinkRequest {
     GetNeighbors,
     /// `sys:link.GetNodeInfo`
     GetNodeInfo,
+    /// `sys:link.GetLocalIPAddresses`
+    GetLocalIpAddresses,
     /// `sys:ctm.ConnectTo`
     ConnectTo(ConnectToMessage),
 }
@@ -202,6 +206,12 @@ impl LinkRequest {
             method::GET_NEIGHBORS => return Err(LinkError::WrongArgs(method::GET_NEIGHBORS)),
             method::GET_NODE_INFO if call.args.is_empty() => LinkRequest::GetNodeInfo,
             method::GET_NODE_INFO => return Err(LinkError::WrongArgs(method::GET_NODE_INFO)),
+            method::GET_LOCAL_IP_ADDRESSES if call.args.is_empty() => {
+                LinkRequest::GetLocalIpAddresses
+            }
+            method::GET_LOCAL_IP_ADDRESSES => {
+                return Err(LinkError::WrongArgs(method::GET_LOCAL_IP_ADDRESSES));
+            }
             method::CONNECT_TO => {
                 LinkRequest::ConnectTo(ConnectToMessage::from_adr(one(method::CONNECT_TO)?)?)
             }
@@ -218,6 +228,7 @@ impl LinkRequest {
             LinkRequest::Close(cm) => (method::CLOSE, vec![cm.to_adr()]),
             LinkRequest::GetNeighbors => (method::GET_NEIGHBORS, vec![]),
             LinkRequest::GetNodeInfo => (method::GET_NODE_INFO, vec![]),
+            LinkRequest::GetLocalIpAddresses => (method::GET_LOCAL_IP_ADDRESSES, vec![]),
             LinkRequest::ConnectTo(ctm) => (method::CONNECT_TO, vec![ctm.to_adr()]),
         };
         RpcCall::new(m, args)

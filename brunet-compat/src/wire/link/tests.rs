@@ -78,6 +78,7 @@ fn status_ctm_close_round_trip() {
         LinkRequest::Ping(Adr::str("")),
         LinkRequest::GetNeighbors,
         LinkRequest::GetNodeInfo,
+        LinkRequest::GetLocalIpAddresses,
     ] {
         let bytes = req.to_call().to_adr().to_bytes().unwrap();
         let back = RpcCall::from_adr(&adr::parse_exact(&bytes).unwrap()).unwrap();
