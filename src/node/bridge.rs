@@ -76,11 +76,12 @@ pub(super) fn jingle_iq(
     }
 }
 
-/// The path hint the network check's NAT class gives: behind a symmetric NAT, or with UDP
-/// blocked, no direct pair is worth waiting for.
+/// The path hint the network check's NAT class gives: with UDP blocked no direct pair is
+/// worth waiting for. Behind a symmetric NAT a direct pair still forms with a peer whose NAT
+/// filters by address only (NATLAB.md), so it waits as usual.
 pub(super) fn hint(report: &serde_json::Value) -> PathHint {
     match report.get("class").and_then(|c| c.as_str()) {
-        Some("symmetric" | "udp-blocked") => PathHint::NoDirect,
+        Some("udp-blocked") => PathHint::NoDirect,
         _ => PathHint::Unknown,
     }
 }

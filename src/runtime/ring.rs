@@ -53,7 +53,10 @@ impl RingRun {
         // The seed only spreads timers and picks; it need not be secret.
         let seed =
             u64::from_le_bytes(me.as_bytes()[..8].try_into().unwrap_or_default()) ^ unix_ms();
-        let mut core = Node::new(Config::with_seed(seed), me, now);
+        let mut cfg = Config::with_seed(seed);
+        // Relayed pairs try a direct link again about once a minute (DESIGN.md §4).
+        cfg.direct_retry = std::time::Duration::from_secs(60);
+        let mut core = Node::new(cfg, me, now);
         // No node can know it is the first: each starts a ring of one, and rings merge as
         // links come up (brunet-compat/tests/ring_friends.rs).
         core.create_ring();
