@@ -1,4 +1,6 @@
 //! The Brunet captures (`shared/vectors/brunet/`, see NOTES.md there) as UDP datagrams.
+// Shared by several test crates, each of which uses only part of it.
+#![allow(dead_code)]
 
 use std::fs::File;
 use std::path::PathBuf;
