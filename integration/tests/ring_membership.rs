@@ -19,6 +19,7 @@ use node_support::{Daemon, NodeHome, bound_jids};
 use rand::SeedableRng;
 use tokio_xmpp::Stanza;
 use tokio_xmpp::jid::{BareJid, Jid};
+use tokio_xmpp::parsers::presence::{Presence, Type as PresenceType};
 use xmpp_ext::invite::Invite;
 use xmpp_ext::{NodeSecret, RingSecret};
 
@@ -98,6 +99,19 @@ fn send_invite(
     });
 }
 
+/// Logs in as `cfg` and stays available (a plain client, no chamber) for `hold`.
+fn online_without_chamber(ns: &Netns, cfg: AccountConfig, hold: Duration) {
+    common::block_on_in(ns, move || async move {
+        let mut s = Session::login(&cfg).await.unwrap_or_else(|e| panic!("{e}"));
+        s.client()
+            .send_stanza(Stanza::Presence(Presence::new(PresenceType::None)))
+            .await
+            .expect("send presence");
+        tokio::time::sleep(hold).await;
+        s.close().await;
+    });
+}
+
 #[test]
 fn a_friend_is_invited_joins_and_links_while_strangers_and_other_secrets_stay_out() {
     if !common::lab_available() {
@@ -151,7 +165,6 @@ fn a_friend_is_invited_joins_and_links_while_strangers_and_other_secrets_stay_ou
     let (a_ns, b_ns, c_ns) = (&sites[0].host, &sites[1].host, &sites[2].host);
 
     // A makes `club`: its running node is in it at once.
-    let t = Instant::now();
     let out = stdout(a, a_ns, &["ring", "create", "club"]);
     assert!(
         out.contains("ring `club`") && out.contains("running node is in it"),
@@ -185,7 +198,29 @@ fn a_friend_is_invited_joins_and_links_while_strangers_and_other_secrets_stay_ou
         "{err}"
     );
 
+    // Online with a plain client, no chamber: no resource answers the keys query.
+    std::thread::scope(|scope| {
+        let cfg = common::account(&lab, 4, ALPHA, TlsMode::StartTls);
+        scope.spawn(|| online_without_chamber(&sites[2].host, cfg, Duration::from_secs(8)));
+        let err = (0..20).find_map(|_| {
+            std::thread::sleep(Duration::from_millis(250));
+            let out = a.run(
+                a_ns,
+                &["ring", "invite", "club", &lab.account(4, ALPHA).jid],
+                "",
+            );
+            let err = String::from_utf8_lossy(&out.stderr).into_owned();
+            (!out.status.success() && !err.contains("is not online")).then_some(err)
+        });
+        let err = err.expect("user4 never seen online");
+        assert!(
+            err.contains("online but no resource answered as a chamber node"),
+            "{err}"
+        );
+    });
+
     // A invites B (B's presence may need a moment to reach A).
+    let t = Instant::now();
     let b_bare = lab.account(2, BETA).jid;
     let sent = (0..40).find_map(|_| {
         let out = a.run(a_ns, &["ring", "invite", "club", &b_bare], "");
@@ -204,7 +239,10 @@ fn a_friend_is_invited_joins_and_links_while_strangers_and_other_secrets_stay_ou
     };
     b.wait_status(Duration::from_secs(10), invited)
         .unwrap_or_else(|| panic!("B has no pending invite:\n{}", daemons[1].tail(30)));
-    eprintln!("created and invited in {} ms", t.elapsed().as_millis());
+    eprintln!(
+        "invite sent and pending at B in {} ms",
+        t.elapsed().as_millis()
+    );
     let text = stdout(b, b_ns, &["status"]);
     assert!(
         text.contains("invited to ring club by user1@")
