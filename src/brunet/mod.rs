@@ -141,7 +141,11 @@ pub async fn run(
         if opts.echo.is_some() && next_echo.is_none() && node.is_connected() {
             next_echo = Some(Instant::now());
         }
-        let wake = start + Duration::from_micros(deadline.as_micros().min(u64::MAX / 4));
+        // Time::NEVER (nothing armed) becomes "in an hour": the loop wakes and re-polls.
+        let hour = Instant::now() + Duration::from_secs(3600);
+        let wake = start
+            .checked_add(Duration::from_micros(deadline.as_micros()))
+            .map_or(hour, |w| w.min(hour));
         let wake = next_echo.map_or(wake, |e| e.min(wake));
         tokio::select! {
             r = socket.recv_from(&mut buf) => match r {
