@@ -1,6 +1,8 @@
 //! The demo's second act: every friend runs the real `chamber up` daemon in its site, with both
-//! its accounts and one shared ring, and shows what `chamber status` tells a person: its accounts,
-//! where its secrets are kept, its network, and the friends it discovered through presence.
+//! its accounts and one shared ring. Their nodes discover each other through presence, link
+//! across their NATs and form one ring; each shows what `chamber status` tells a person (its
+//! accounts, network, friends, ring neighbours and every link with its kind), one draws the
+//! ring with `chamber ring show`, and two friends behind the hardest NATs ping over the ring.
 
 use std::time::{Duration, Instant};
 
@@ -37,6 +39,15 @@ pub(super) fn run(lab: &Lab, json: bool) -> anyhow::Result<Vec<NodeReport>> {
     }
     let others = homes.len().saturating_sub(1);
     let start = Instant::now();
+    let consistent = wait_ring(&homes, Duration::from_secs(60));
+    match consistent {
+        Some(t) => eprintln!(
+            "the {} friends' nodes formed one consistent ring {:.1} s after starting",
+            homes.len(),
+            t.as_secs_f64()
+        ),
+        None => eprintln!("the ring was not consistent after 60 s; showing it as it is"),
+    }
     let mut reports = Vec::new();
     for (site, home, daemon) in &homes {
         let status = home
@@ -57,6 +68,16 @@ pub(super) fn run(lab: &Lab, json: bool) -> anyhow::Result<Vec<NodeReport>> {
             site: site.clone(),
             status,
         });
+    }
+    if !json && let Some((site, home, _)) = homes.first() {
+        let ns = &lab.site(site).expect("site exists").host;
+        let svg = home.dir.join("ring.svg");
+        let svg_arg = svg.to_string_lossy().to_string();
+        let text = home.run(ns, &["ring", "show", RING, "--svg", &svg_arg], "")?;
+        println!("── friend at site `{site}`: chamber ring show {RING}");
+        println!("{}", String::from_utf8_lossy(&text.stdout));
+        println!("(an SVG picture of the ring is in {})\n", svg.display());
+        ping_hardest(lab, &homes)?;
     }
     let seen: Vec<usize> = reports.iter().map(|r| friends_seen(&r.status)).collect();
     eprintln!(
@@ -84,4 +105,75 @@ fn random_hex() -> anyhow::Result<String> {
     let mut buf = [0u8; 32];
     std::io::Read::read_exact(&mut std::fs::File::open("/dev/urandom")?, &mut buf)?;
     Ok(buf.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// Waits until every node's nearest left and right peers are its true ring neighbours.
+fn wait_ring(homes: &[(String, NodeHome, Daemon)], limit: Duration) -> Option<Duration> {
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        let views: Option<Vec<chamber::runtime::RingView>> = homes
+            .iter()
+            .map(|(_, h, _)| {
+                let s = h.status()?;
+                s.rings.into_iter().find(|r| r.name == RING)?.overlay
+            })
+            .collect();
+        if let Some(views) = views
+            && consistent(&views)
+        {
+            return Some(start.elapsed());
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    None
+}
+
+fn consistent(views: &[chamber::runtime::RingView]) -> bool {
+    let mut addrs: Vec<brunet_compat::address::Address> = views
+        .iter()
+        .filter_map(|v| v.address.parse().ok())
+        .collect();
+    addrs.sort();
+    let n = addrs.len();
+    n == views.len()
+        && views.iter().all(|v| {
+            let Some(k) = addrs.iter().position(|a| a.to_string() == v.address) else {
+                return false;
+            };
+            v.left.first() == Some(&addrs[(k + 1) % n].to_string())
+                && v.right.first() == Some(&addrs[(k + n - 1) % n].to_string())
+        })
+}
+
+/// `chamber ping` from the friend behind the symmetric NAT to the one whose UDP is blocked
+/// (neither can reach the other directly), over the ring.
+fn ping_hardest(lab: &Lab, homes: &[(String, NodeHome, Daemon)]) -> anyhow::Result<()> {
+    let find = |kind: chamber_lab::NatKind| {
+        homes
+            .iter()
+            .find(|(site, _, _)| lab.site(site).is_some_and(|s| s.spec.nat == kind))
+    };
+    let (Some(from), Some(to)) = (
+        find(chamber_lab::NatKind::Symmetric),
+        find(chamber_lab::NatKind::UdpBlocked),
+    ) else {
+        return Ok(());
+    };
+    let target =
+        to.1.status()
+            .and_then(|s| s.rings.into_iter().find(|r| r.name == RING)?.overlay)
+            .map(|o| o.address)
+            .context("the UDP-blocked friend's node has no ring address")?;
+    let ns = &lab.site(&from.0).expect("site exists").host;
+    let out = from.1.run(ns, &["ping", "-c", "3", &target], "")?;
+    println!(
+        "── friend at `{}` (symmetric NAT) pings the one at `{}` (UDP blocked) over the ring",
+        from.0, to.0
+    );
+    println!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(())
 }

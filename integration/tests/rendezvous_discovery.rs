@@ -225,7 +225,7 @@ fn rendezvous_three_friends_discover_each_other_and_nobody_else() {
     let text = String::from_utf8_lossy(&out.stdout);
     eprintln!("chamber status of node a:\n{text}");
     assert!(
-        text.contains("ring lab") && text.contains("3 friends"),
+        text.contains("ring lab") && text.contains("2 friends' nodes"),
         "{text}"
     );
     assert!(

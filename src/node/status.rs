@@ -102,20 +102,33 @@ impl fmt::Display for NodeStatus {
         for r in &self.rings {
             writeln!(
                 f,
-                "ring {} ({}…): {} friends",
+                "ring {} ({}…): {} friends' nodes",
                 r.name,
                 &r.id[..12.min(r.id.len())],
-                r.friends.len()
+                r.friends
+                    .iter()
+                    .map(|f| f.friend.address.as_str())
+                    .collect::<std::collections::BTreeSet<_>>()
+                    .len()
             )?;
+            // One line per friend's node, however many resources and accounts show it.
+            let mut nodes: BTreeMap<&str, (&str, Vec<&str>)> = BTreeMap::new();
             for fr in &r.friends {
-                let fp = &fr.friend.fingerprint;
+                let e = nodes
+                    .entry(fr.friend.address.as_str())
+                    .or_insert((fr.friend.fingerprint.as_str(), Vec::new()));
+                let bare = fr.friend.jid.split('/').next().unwrap_or_default();
+                if !e.1.contains(&bare) {
+                    e.1.push(bare);
+                }
+            }
+            for (address, (fp, jids)) in nodes {
                 writeln!(
                     f,
-                    "  {} (key {}…, address {}) seen by {}",
-                    fr.friend.jid,
+                    "  {} (key {}…, address {}…)",
+                    jids.join(", "),
                     &fp[..16.min(fp.len())],
-                    fr.friend.address,
-                    fr.friend.via
+                    &address[..16.min(address.len())]
                 )?;
             }
             if let Some(o) = &r.overlay {
