@@ -22,8 +22,8 @@
 //! One concept per file: [`edge`] (ids, new edges, control messages), [`reqrep`]
 //! (requests, retransmission, acks, reply cache), `dispatch` (ReqRep and RPC messages in
 //! and out), [`conn`] (the connection table and
-//! locks), [`responder`] (the RPC methods we answer), [`linker`] (the initiator side of
-//! `sys:link.Start`), [`routing`] (AH and forwarding), [`overlord`] (leaf and near
+//! locks), `responder` (the RPC methods we answer), `linker` (the initiator side of
+//! `sys:link.Start`), `routing` (AH and forwarding), `overlord` (leaf and near
 //! maintenance, keepalive pings), [`node`] (inputs, outputs, timers).
 
 pub mod conn;
