@@ -135,3 +135,56 @@ impl RingRun {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use xmpp_ext::RingSecret;
+
+    fn ring_with_friends(addrs: &[u8]) -> RingRun {
+        let secret = NodeSecret::from_bytes(&[7; 64]);
+        let spec = RingSpec {
+            name: "t".into(),
+            secret: RingSecret::from_bytes([1; 32]),
+        };
+        let mut r = RingRun::new(&secret, &spec, 1, Time::ZERO);
+        for &b in addrs {
+            let mut a = *r.me().as_bytes();
+            a[0] = a[0].wrapping_add(b);
+            let jid: FullJid = format!("f{b}@x.example/r").parse().expect("jid");
+            r.friends.insert(
+                RingAddress::from_bytes(a),
+                vec![FriendRoute { account: 0, jid }],
+            );
+        }
+        r
+    }
+
+    #[test]
+    fn nearest_friends_alternate_sides_nearest_first() {
+        // Offsets from our address in the top byte: +1, +2, +3 after us; -1 (255), -2 before.
+        let r = ring_with_friends(&[3, 254, 1, 255, 2]);
+        let me = r.me().as_bytes()[0];
+        let order: Vec<u8> = r
+            .nearest_friends()
+            .iter()
+            .map(|a| a.as_bytes()[0].wrapping_sub(me))
+            .collect();
+        assert_eq!(order, vec![1, 255, 2, 254, 3]);
+    }
+
+    #[test]
+    fn policies_want_this_ring_and_the_claimed_address() {
+        let r = ring_with_friends(&[]);
+        let other = NodeSecret::from_bytes(&[9; 64]);
+        let theirs = NodeRecord::new(&other, r.id, Capabilities::empty(), 1);
+        let elsewhere = NodeRecord::new(&other, RingId([3; 32]), Capabilities::empty(), 1);
+        let jid: FullJid = "a@b.example/c".parse().expect("jid");
+        assert!((r.xmpp_policy())(&jid, &theirs).is_ok());
+        assert!((r.xmpp_policy())(&jid, &elsewhere).is_err());
+        let at = OverlayPeer(RingAddress::from_bytes(theirs.address().to_bytes()));
+        assert!((r.overlay_policy())(&at, &theirs).is_ok());
+        // A member speaking for another's position is refused.
+        assert!((r.overlay_policy())(&OverlayPeer(r.me()), &theirs).is_err());
+    }
+}
