@@ -164,10 +164,6 @@ impl World {
     }
 }
 
-fn between(first: u8) -> Address {
-    at(first)
-}
-
 #[test]
 fn every_delivery_mode() {
     let mut w = World::new();
@@ -179,26 +175,20 @@ fn every_delivery_mode() {
     // unlinked destination, annealing passes it to the other side of it.
     assert_eq!(w.route(1, at(0x40), Exact, 1, 5), (us, nobody.clone()));
     assert_eq!(w.route(2, at(0x50), Exact, 1, 5), (false, vec![c]));
-    assert_eq!(w.route(3, between(0x44), Exact, 1, 5), (false, vec![c]));
+    assert_eq!(w.route(3, at(0x44), Exact, 1, 5), (false, vec![c]));
     // Greedy: the closest answers, others pass it closer; at the TTL only the closest.
-    assert_eq!(
-        w.route(4, between(0x44), Greedy, 1, 5),
-        (us, nobody.clone())
-    );
-    assert_eq!(w.route(5, between(0x4e), Greedy, 1, 5), (false, vec![c]));
-    assert_eq!(
-        w.route(6, between(0x4e), Greedy, 5, 5),
-        (false, nobody.clone())
-    );
+    assert_eq!(w.route(4, at(0x44), Greedy, 1, 5), (us, nobody.clone()));
+    assert_eq!(w.route(5, at(0x4e), Greedy, 1, 5), (false, vec![c]));
+    assert_eq!(w.route(6, at(0x4e), Greedy, 5, 5), (false, nobody.clone()));
     // Last: whoever holds it at the TTL answers.
-    assert_eq!(w.route(7, between(0x4e), Last, 5, 5), (us, nobody.clone()));
-    assert_eq!(w.route(8, between(0x4e), Last, 1, 5), (false, vec![c]));
+    assert_eq!(w.route(7, at(0x4e), Last, 5, 5), (us, nobody.clone()));
+    assert_eq!(w.route(8, at(0x4e), Last, 1, 5), (false, vec![c]));
     // Default and annealing: both nodes bracketing the destination answer.
-    assert_eq!(w.route(9, between(0x44), Default, 1, 5), (us, vec![c]));
-    assert_eq!(w.route(10, between(0x44), Annealing, 1, 5), (us, vec![c]));
-    assert_eq!(w.route(11, between(0x58), Default, 1, 5), (false, vec![c]));
+    assert_eq!(w.route(9, at(0x44), Default, 1, 5), (us, vec![c]));
+    assert_eq!(w.route(10, at(0x44), Annealing, 1, 5), (us, vec![c]));
+    assert_eq!(w.route(11, at(0x58), Default, 1, 5), (false, vec![c]));
     // Path: every node on the way answers and passes it on.
-    assert_eq!(w.route(12, between(0x5c), Path, 1, 5), (us, vec![d]));
+    assert_eq!(w.route(12, at(0x5c), Path, 1, 5), (us, vec![d]));
     // Directional: one step along the side, answered at the TTL.
     let left = Address::directional(Direction::Left);
     let right = Address::directional(Direction::Right);
