@@ -191,7 +191,13 @@ impl Task {
                     link: LinkId(link),
                     bytes,
                 };
+                let before = self.rings[r].core.stats().malformed;
                 self.rings[r].core.handle_input(now, input);
+                if before == 0 && self.rings[r].core.stats().malformed > 0 {
+                    let peer = self.links.get(&link).map(|l| l.peer.to_string());
+                    tracing::warn!(ring = %self.rings[r].name, ?peer,
+                        "malformed ring message dropped (further ones are counted in status)");
+                }
                 self.drain(r);
             }
             Cmd::LinkGone { link } => self.link_gone(link),
