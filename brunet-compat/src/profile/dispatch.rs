@@ -121,7 +121,7 @@ impl Node {
             Purpose::Start(l) => self.on_start_reply(l, &v),
             Purpose::LinkStatus(l) => self.on_link_status(l, &v),
             Purpose::Status(peer) => self.on_status(peer, &v),
-            Purpose::Ctm => self.on_ctm_reply(route, &v),
+            Purpose::Ctm => self.on_ctm_reply(&v),
             Purpose::Echo(token) => {
                 let from = self.peer_of(route).unwrap_or(self.me);
                 let value = v.as_str().unwrap_or_default().to_owned();
@@ -133,7 +133,7 @@ impl Node {
 
     pub(super) fn on_failure(&mut self, purpose: Purpose) {
         match purpose {
-            Purpose::Start(l) | Purpose::LinkStatus(l) => self.linker_failed(l, None),
+            Purpose::Start(l) | Purpose::LinkStatus(l) => self.linker_failed(l),
             Purpose::Ping(edge) => self.close_edge(edge, true),
             Purpose::Echo(token) => self.emit(Event::EchoFailed { token }),
             Purpose::Status(_) | Purpose::Ctm | Purpose::Close => {}

@@ -154,7 +154,7 @@ impl Node {
                 }
                 (Some(ErrorCode::AlreadyConnected | ErrorCode::Disconnecting), None)
                 | (Some(ErrorCode::TargetMismatch | ErrorCode::ConnectToSelf), _) => {
-                    self.linker_failed(id, None)
+                    self.linker_failed(id)
                 }
                 _ => self.abort_linker(id),
             };
@@ -163,17 +163,17 @@ impl Node {
             return;
         };
         let Ok(lm) = LinkMessage::from_adr(v) else {
-            return self.linker_failed(id, None);
+            return self.linker_failed(id);
         };
         let peer = lm.local.as_ref().and_then(|n| n.address);
         let Some(peer) = peer.filter(|p| *p != self.me && l.target.is_none_or(|t| t == *p)) else {
-            return self.linker_failed(id, None);
+            return self.linker_failed(id);
         };
         if lm.realm.as_deref().is_some_and(|r| r != self.cfg.realm) {
             return self.abort_linker(id);
         }
         if lm.connection_type != l.kind {
-            return self.linker_failed(id, None);
+            return self.linker_failed(id);
         }
         if let Some(ta) = lm.remote.as_ref().and_then(|r| r.transports.first()) {
             self.reflect(ta.clone());
@@ -219,7 +219,7 @@ impl Node {
     }
 
     /// The current attempt failed: close its edge and try the next address.
-    pub(super) fn linker_failed(&mut self, id: u32, _why: Option<ErrorCode>) {
+    pub(super) fn linker_failed(&mut self, id: u32) {
         let Some(l) = self.linker(id) else { return };
         let edge = l.edge.take();
         if !l.tas.is_empty() {
@@ -253,7 +253,7 @@ impl Node {
         let edge = l.edge.take();
         l.retries += 1;
         if l.retries > MAX_RETRIES {
-            return self.linker_failed(id, None);
+            return self.linker_failed(id);
         }
         l.retry_at = Some(now + wait);
         if let Some(e) = edge {

@@ -319,7 +319,7 @@ impl Node {
             .map(|l| l.id)
             .collect();
         for l in on_edge {
-            self.linker_failed(l, None);
+            self.linker_failed(l);
         }
     }
 

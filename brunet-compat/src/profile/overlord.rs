@@ -208,7 +208,7 @@ impl Node {
     }
 
     /// An answer to our connect-to-me: link to the responder.
-    pub(super) fn on_ctm_reply(&mut self, _route: Route, v: &Adr) {
+    pub(super) fn on_ctm_reply(&mut self, v: &Adr) {
         if RpcException::from_adr(v).is_some() {
             return;
         }
