@@ -29,14 +29,11 @@ fn free_port() -> u16 {
     s.local_addr().expect("local address").port()
 }
 
-fn start(port: u16, bootstrap: u16, echo: Option<&str>) -> Proc {
+fn start(port: u16, bootstrap: &str, echo: Option<&str>) -> Proc {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_chamber"));
     cmd.args(["brunet", "--realm", "ChamberTestRing"])
         .args(["--listen", &format!("127.0.0.1:{port}")])
-        .args([
-            "--bootstrap",
-            &format!("brunet.udp://127.0.0.1:{bootstrap}"),
-        ])
+        .args(["--bootstrap", bootstrap])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     if let Some(e) = echo {
@@ -118,10 +115,13 @@ impl Proc {
 #[test]
 fn three_processes_form_a_ring_echo_and_leave() {
     let ports = [free_port(), free_port(), free_port()];
-    let mut first = start(ports[0], ports[0], None);
-    let mut second = start(ports[1], ports[0], None);
+    let by_ip = format!("brunet.udp://127.0.0.1:{}", ports[0]);
+    let mut first = start(ports[0], &by_ip, None);
+    let mut second = start(ports[1], &by_ip, None);
     let target = first.address.clone();
-    let mut third = start(ports[2], ports[0], Some(&target));
+    // A host name is resolved by the driver (to its IPv4 address, as the socket is IPv4).
+    let by_name = format!("brunet.udp://localhost:{}", ports[0]);
+    let mut third = start(ports[2], &by_name, Some(&target));
     for p in [&mut first, &mut second, &mut third] {
         p.wait_for(Duration::from_secs(5), |l| l.contains("plaintext"));
     }

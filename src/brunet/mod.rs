@@ -14,7 +14,7 @@ use std::time::Duration;
 use brunet_compat::address::Address;
 use brunet_compat::profile::{Config, Input, Node, Output};
 use brunet_compat::ring::Time;
-use brunet_compat::wire::ta::TransportAddress;
+use brunet_compat::wire::ta::{Host, IpKind, TransportAddress};
 use tokio::net::UdpSocket;
 use tokio::time::Instant;
 
@@ -52,9 +52,12 @@ pub enum BrunetError {
     /// The listen address is not one peers can reach.
     #[error("--listen {0}: give the IP address peers reach this node at, not a wildcard")]
     Wildcard(SocketAddr),
-    /// A bootstrap address is not a UDP address with a literal IP.
-    #[error("--bootstrap {0}: expected brunet.udp://IP:PORT")]
+    /// A bootstrap address is not a UDP address.
+    #[error("--bootstrap {0}: expected brunet.udp://HOST:PORT")]
     Bootstrap(String),
+    /// A bootstrap host name does not resolve.
+    #[error("--bootstrap {0}: {1}")]
+    Resolve(String, std::io::Error),
     /// The socket could not be opened.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
@@ -66,6 +69,38 @@ pub enum BrunetError {
     /// Receiving failed.
     #[error("UDP receive failed: {0}")]
     Receive(std::io::Error),
+}
+
+/// The bootstrap addresses with host names resolved (the node itself does no I/O, so
+/// it only takes literal IPs), keeping those of the listen socket's family.
+pub async fn resolve(
+    tas: &[TransportAddress],
+    listen: SocketAddr,
+) -> Result<Vec<TransportAddress>, BrunetError> {
+    let mut out = Vec::with_capacity(tas.len());
+    for ta in tas {
+        match ta {
+            TransportAddress::Ip {
+                kind: IpKind::Udp,
+                host: Host::Name(name),
+                port,
+                ..
+            } => {
+                let found: Vec<SocketAddr> = tokio::net::lookup_host((name.as_str(), *port))
+                    .await
+                    .map_err(|e| BrunetError::Resolve(ta.to_string(), e))?
+                    .filter(|a| a.is_ipv4() == listen.is_ipv4())
+                    .collect();
+                if found.is_empty() {
+                    return Err(BrunetError::Bootstrap(ta.to_string()));
+                }
+                out.extend(found.into_iter().map(TransportAddress::udp_socket));
+            }
+            _ if ta.udp_socket_addr().is_some() => out.push(ta.clone()),
+            _ => return Err(BrunetError::Bootstrap(ta.to_string())),
+        }
+    }
+    Ok(out)
 }
 
 /// Checks the options and opens the socket.

@@ -53,6 +53,10 @@ pub(super) async fn run(args: BrunetArgs) -> Result<(), CliError> {
                 .map_err(|e| CliError::Usage(format!("--bootstrap {t}: {e}")))
         })
         .collect::<Result<Vec<_>, _>>()?;
+    let usage = |e: brunet::BrunetError| CliError::Usage(e.to_string());
+    let bootstrap = brunet::resolve(&bootstrap, args.listen)
+        .await
+        .map_err(usage)?;
     let opts = Options {
         realm: args.realm,
         listen: args.listen,
@@ -68,7 +72,6 @@ pub(super) async fn run(args: BrunetArgs) -> Result<(), CliError> {
             .map(|a| address("--address", a))
             .transpose()?,
     };
-    let usage = |e: brunet::BrunetError| CliError::Usage(e.to_string());
     let socket = brunet::bind(&opts).await.map_err(usage)?;
     brunet::run(opts, socket, stop_signal(), |r| println!("{r}"))
         .await
