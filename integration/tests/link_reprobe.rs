@@ -1,6 +1,6 @@
 //! A relayed link moves to a direct path once one opens: UDP between two full-cone sites is
 //! dropped on the lab's internet (their TURN relays still work), so the link comes up on a
-//! relay; re-probes (every 3 s here, about a minute by default) find only relays and leave
+//! relay; re-probes (3 s apart here, about a minute by default) find only relays and leave
 //! the link where it is; once the drop is lifted, the next re-probe moves the link to a
 //! direct path under the same Noise session.
 
@@ -78,13 +78,16 @@ fn a_relayed_link_moves_to_a_direct_path_once_one_opens() {
 
     // Re-probes while no direct path exists: the link stays on its relay and keeps carrying.
     let blocked = Instant::now();
-    while blocked.elapsed() < Duration::from_secs(9) {
+    while blocked.elapsed() < Duration::from_secs(12) {
         assert!(ping(&rt_a, &mut link, 8), "data flows while re-probing");
         std::thread::sleep(Duration::from_millis(200));
     }
     let probes = b_status.borrow().restarts;
     eprintln!("re-probes seen by the peer while blocked: {probes}");
-    assert!(probes >= 2, "re-probes every 3 s (seen {probes})");
+    assert!(
+        probes >= 2,
+        "re-probes every 3 s, each about 2 s long (seen {probes} in 12 s)"
+    );
     assert_eq!(
         status(&link).path.as_ref(),
         Some(&relay_path),
