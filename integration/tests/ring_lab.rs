@@ -106,14 +106,29 @@ fn twelve_friends_two_behind_each_nat_kind_form_one_ring_with_the_right_links() 
         after_login <= 20_000,
         "ring of 12 took {after_login} ms after the last login"
     );
-    // Links settle (shortcuts, relays) for a few seconds more before their kinds are judged.
-    std::thread::sleep(Duration::from_secs(5));
-    let kinds = ring.link_kinds();
-    let wrong: Vec<&String> = kinds.iter().filter(|(_, ok)| !ok).map(|(d, _)| d).collect();
+    // Link kinds settle: a direct check that lost the race to TURN on this busy machine is
+    // re-probed (every 20 s on ring links), a relay edge retried within a minute.
+    let t = Instant::now();
+    let (kinds, wrong) = loop {
+        let kinds = ring.link_kinds();
+        let wrong: Vec<String> = kinds
+            .iter()
+            .filter(|(_, ok)| !ok)
+            .map(|(d, _)| d.clone())
+            .collect();
+        if wrong.is_empty() || t.elapsed() > Duration::from_secs(75) {
+            break (kinds, wrong);
+        }
+        std::thread::sleep(Duration::from_secs(1));
+    };
     for (d, _) in &kinds {
         eprintln!("{d}");
     }
     assert!(wrong.is_empty(), "links against NATLAB.md: {wrong:#?}");
+    eprintln!(
+        "link kinds as NATLAB.md expects {} ms after consistency",
+        t.elapsed().as_millis()
+    );
     let t = Instant::now();
     let failed = ring.ping_all(2);
     assert!(

@@ -105,7 +105,7 @@ pub(super) async fn run(config_path: &Path, json: bool, extra: &[String]) -> Res
             Ok(mut s) => {
                 check.login = Some(s.info().clone());
                 let start = Instant::now();
-                let r = s.external_services(Duration::from_secs(5)).await;
+                let r = s.external_services(Duration::from_secs(10)).await;
                 check.services_ms = Some(start.elapsed().as_millis() as u64);
                 s.close().await;
                 match r {

@@ -67,7 +67,7 @@ async fn services(h: &AccountHandle, domain: &str) -> Result<Vec<ExternalService
         id: String::new(),
         payload: extdisco::services_request(None),
     };
-    match h.iq(iq, Duration::from_secs(5)).await {
+    match h.iq(iq, Duration::from_secs(10)).await {
         Ok(Iq::Result {
             payload: Some(p), ..
         }) => extdisco::parse_response(&p).map_err(|e| e.to_string()),

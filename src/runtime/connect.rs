@@ -473,7 +473,7 @@ async fn services(
         id: String::new(),
         payload: extdisco::services_request(None),
     };
-    match h.iq(iq, std::time::Duration::from_secs(5)).await {
+    match h.iq(iq, std::time::Duration::from_secs(10)).await {
         Ok(Iq::Result {
             payload: Some(p), ..
         }) => extdisco::parse_response(&p).map_err(|e| e.to_string()),

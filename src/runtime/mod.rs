@@ -136,6 +136,9 @@ impl Default for RuntimeConfig {
         linker.tunnel.keepalive = Duration::from_secs(1);
         linker.tunnel.stale_after = Duration::from_secs(3);
         linker.tunnel.dead_after = Duration::from_secs(6);
+        // A ring link left on TURN (a direct check that lost the race on a busy machine, a
+        // network since changed) looks for a direct path sooner than a lone friend's link.
+        linker.reprobe_relayed = Duration::from_secs(20);
         RuntimeConfig {
             linker,
             ring_signal_timeout: Duration::from_secs(8),
