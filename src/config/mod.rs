@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub use paths::Paths;
-pub(crate) use paths::create_private_dir;
+pub(crate) use paths::{create_private_dir, write_private_file};
 
 use crate::account::{AccountConfig, TlsMode};
 use crate::keystore::KeystoreConfig;

@@ -2,8 +2,7 @@
 //! would need a passphrase at every start, which a daemon cannot ask for); the protection is the
 //! file mode, which is checked on every read so a loosened mode is refused, not used.
 
-use std::io::Write;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 
 use super::KeystoreError;
@@ -64,22 +63,10 @@ impl FileStore {
 
     pub(super) fn set(&self, key: &str, value: &[u8]) -> Result<(), KeystoreError> {
         let path = self.path(key);
-        let tmp = path.with_extension("tmp");
-        let err = |e: std::io::Error| KeystoreError::File {
+        crate::config::write_private_file(&path, value).map_err(|e| KeystoreError::File {
             path: path.clone(),
             reason: e.to_string(),
-        };
-        let _ = std::fs::remove_file(&tmp);
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&tmp)
-            .map_err(err)?;
-        f.write_all(value)
-            .and_then(|()| f.sync_all())
-            .map_err(err)?;
-        std::fs::rename(&tmp, &path).map_err(err)
+        })
     }
 
     pub(super) fn delete(&self, key: &str) -> Result<bool, KeystoreError> {

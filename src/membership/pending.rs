@@ -2,8 +2,6 @@
 //! in a 0600 JSON file, so the ring secret is never at rest in clear outside the keystore, and
 //! opened again (signature and all) when the file is read.
 
-use std::io::Write;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use tokio_xmpp::jid::BareJid;
@@ -134,21 +132,7 @@ impl PendingInvites {
         if let Some(dir) = self.path.parent() {
             crate::config::create_private_dir(dir).map_err(|e| self.io_error(e))?;
         }
-        let tmp = self.path.with_extension("json.tmp");
-        let _ = std::fs::remove_file(&tmp);
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&tmp)
-            .map_err(|e| self.io_error(e))?;
-        f.write_all(text.as_bytes())
-            .and_then(|()| f.sync_all())
-            .map_err(|e| self.io_error(e))?;
-        std::fs::rename(&tmp, &self.path).map_err(|e| self.io_error(e))?;
-        // A file left by an older run with a looser mode is tightened.
-        std::fs::set_permissions(&self.path, std::fs::Permissions::from_mode(0o600))
-            .map_err(|e| self.io_error(e))
+        crate::config::write_private_file(&self.path, text.as_bytes()).map_err(|e| self.io_error(e))
     }
 
     fn io_error(&self, e: std::io::Error) -> MembershipError {
