@@ -29,7 +29,8 @@ pub(super) async fn run(cmd: RingCommand, config_path: &Path) -> Result<(), CliE
                 let mut pending = PendingInvites::load(&paths.invites_file, &ks.node_secret()?)?;
                 membership::accept(config_path, ks, &mut pending, &name).map(drop)
             })
-            .await
+            .await?;
+            wait_joined(config_path, &name).await
         }
         RingCommand::Leave { name } => {
             let req = Request::RingLeave { name: name.clone() };
@@ -246,4 +247,49 @@ async fn list(config_path: &Path, json: bool) -> Result<(), CliError> {
         println!("(no node is running; `chamber up` starts one)");
     }
     Ok(())
+}
+
+/// How long `chamber ring join` shows the node finding its place before it leaves it be.
+const JOIN_WAIT: Duration = Duration::from_secs(30);
+
+/// Shows, on one updating line, the running node linking into ring `name` until it is
+/// connected (both ring neighbours linked) or [`JOIN_WAIT`] is over; nothing when no node runs.
+async fn wait_joined(config_path: &Path, name: &str) -> Result<(), CliError> {
+    let socket = socket(config_path)?;
+    let start = std::time::Instant::now();
+    let spin = ['|', '/', '-', '\\'];
+    let mut i = 0;
+    loop {
+        let Ok(status) = crate::node::query_status(&socket).await else {
+            return Ok(());
+        };
+        let view = status
+            .rings
+            .iter()
+            .find(|r| r.name == name)
+            .and_then(|r| r.overlay.clone());
+        let (peers, connected) = view.map_or((0, false), |v| (v.peers.len(), v.connected));
+        if connected && peers > 0 {
+            eprintln!(
+                "\rring `{name}`: connected, {peers} peer(s) linked, in {:.1} s        ",
+                start.elapsed().as_secs_f64()
+            );
+            return Ok(());
+        }
+        if start.elapsed() > JOIN_WAIT {
+            eprintln!(
+                "\rring `{name}`: still joining after {} s ({peers} peer(s) linked); \
+                 `chamber status` shows how it goes",
+                JOIN_WAIT.as_secs()
+            );
+            return Ok(());
+        }
+        eprint!(
+            "\r{} joining ring `{name}`: {peers} peer(s) linked, {:.0} s ",
+            spin[i % spin.len()],
+            start.elapsed().as_secs_f64()
+        );
+        i += 1;
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
 }
