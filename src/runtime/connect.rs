@@ -40,13 +40,23 @@ impl Task {
         }
         let (h, cmds) = (a.handle.clone(), self.cmds.clone());
         tokio::spawn(async move {
-            let servers = match services(&h).await {
-                Ok(s) => IceServer::from_offers(&s),
-                Err(e) => {
-                    tracing::warn!(account = %h.jid(), "no STUN/TURN offers (XEP-0215): {e}; links use host candidates only");
-                    Vec::new()
+            // A busy server may miss one query; links without its TURN would fail behind
+            // the harder NATs, so it is asked three times before going without.
+            let mut servers = Vec::new();
+            for attempt in 1..=3 {
+                match services(&h).await {
+                    Ok(s) => {
+                        servers = IceServer::from_offers(&s);
+                        break;
+                    }
+                    Err(e) if attempt < 3 => {
+                        tracing::info!(account = %h.jid(), attempt, "XEP-0215 query failed: {e}; asking again");
+                        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                    }
+                    Err(e) => tracing::warn!(account = %h.jid(),
+                        "no STUN/TURN offers (XEP-0215): {e}; links use host candidates only"),
                 }
-            };
+            }
             let _ = cmds.send(Cmd::AccountServices { account, servers }).await;
         });
     }
