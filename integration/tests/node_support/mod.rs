@@ -22,7 +22,8 @@ use chamber_lab::{Lab, Netns};
 /// The lab ring's secret (a test value; real rings get theirs from invites).
 pub const RING_HEX: &str = "6c61622072696e6720736563726574206f66206368616d626572206c61622121";
 
-/// The `chamber` binary, built on first use.
+/// The `chamber` binary, built on first use with the test's own profile (`--release` when the
+/// test is a release build), so it lands in the test's `target/<profile>/`.
 pub fn chamber_bin() -> &'static Path {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
     BIN.get_or_init(|| {
@@ -34,9 +35,15 @@ pub fn chamber_bin() -> &'static Path {
             .expect("workspace root");
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let started = Instant::now();
-        let status = Command::new(cargo)
+        let mut build = Command::new(cargo);
+        build
             .current_dir(root)
-            .args(["build", "--quiet", "-p", "chamber", "--bin", "chamber"])
+            .args(["build", "--quiet", "-p", "chamber", "--bin", "chamber"]);
+        // A release test (`cargo test --release`, the benchmarks) runs a release daemon.
+        if !cfg!(debug_assertions) {
+            build.arg("--release");
+        }
+        let status = build
             .status()
             .expect("run cargo build for the chamber binary");
         assert!(status.success(), "cargo build -p chamber failed");

@@ -29,6 +29,8 @@ pub struct Ring {
     pub homes: Vec<NodeHome>,
     pub daemons: Vec<Daemon>,
     pub names: Vec<String>,
+    /// The site each node runs in (its own site in the NAT lab, one shared site on loopback).
+    pub sites: Vec<String>,
     /// Nodes running now (indices into `homes`).
     pub alive: Vec<usize>,
 }
@@ -37,6 +39,11 @@ pub struct Ring {
 /// nodes are not started yet. Nodes alternate between Prosody and ejabberd accounts, except
 /// that UDP-blocked sites use Prosody (whose TURN, coturn, is not the XMPP server itself).
 pub fn start(per_kind: usize, late: usize) -> Ring {
+    start_with(per_kind, late, true)
+}
+
+/// [`start`], with every account on Prosody unless `split`.
+pub fn start_with(per_kind: usize, late: usize, split: bool) -> Ring {
     let mut names = Vec::new();
     let mut sites = Vec::new();
     for k in 0..per_kind {
@@ -58,7 +65,7 @@ pub fn start(per_kind: usize, late: usize) -> Ring {
     let homes: Vec<NodeHome> = names.iter().map(|n| NodeHome::new(&lab, n)).collect();
     for (i, (h, n)) in homes.iter().zip(&names).enumerate() {
         let site = lab.site(n).expect("site");
-        let (domain, tls) = if i % 2 == 0 || n.starts_with("blocked") {
+        let (domain, tls) = if i % 2 == 0 || n.starts_with("blocked") || !split {
             (ALPHA, TlsMode::StartTls)
         } else {
             (BETA, TlsMode::Direct)
@@ -75,54 +82,120 @@ pub fn start(per_kind: usize, late: usize) -> Ring {
         lab,
         homes,
         daemons,
+        sites: names.clone(),
         names,
         alive: (0..6 * per_kind).collect(),
     }
 }
+
+/// The loopback lab: `n` nodes (`n0`, `n1`, …) in ONE public site (no NAT) sharing its host
+/// namespace, each with its own home folder and control socket; with `split` accounts alternate
+/// between Prosody and ejabberd, otherwise all are on Prosody. The lab has `extra_users` more
+/// accounts (`user{n+1}`…) for nodes the caller starts itself.
+pub fn start_loopback(n: usize, extra_users: u32, split: bool) -> Ring {
+    let mut spec = LabSpec::with_sites(vec![SiteSpec::new(LOOPBACK_SITE, NatKind::None)]);
+    spec.users = n as u32 + extra_users;
+    let lab = Lab::up(spec).expect("lab up");
+    let names: Vec<String> = (0..n).map(|i| format!("n{i}")).collect();
+    let host = &lab.site(LOOPBACK_SITE).expect("site").host;
+    let homes: Vec<NodeHome> = names.iter().map(|n| NodeHome::new(&lab, n)).collect();
+    for (i, h) in homes.iter().enumerate() {
+        let (domain, tls) = if i % 2 == 0 || !split {
+            (ALPHA, TlsMode::StartTls)
+        } else {
+            (BETA, TlsMode::Direct)
+        };
+        h.add_account(host, &lab, i as u32 + 1, domain, tls);
+    }
+    let daemons = homes.iter().map(|h| h.up(host)).collect();
+    Ring {
+        lab,
+        homes,
+        daemons,
+        sites: vec![LOOPBACK_SITE.to_string(); n],
+        names,
+        alive: (0..n).collect(),
+    }
+}
+
+/// The one site of [`start_loopback`].
+pub const LOOPBACK_SITE: &str = "loop";
 
 pub fn overlay(s: &NodeStatus) -> Option<&chamber::runtime::RingView> {
     s.rings.iter().find(|r| r.name == "lab")?.overlay.as_ref()
 }
 
 impl Ring {
+    /// Every running node's status, asked of all of them at once (one round takes about as
+    /// long as the slowest answer, so a large ring is sampled at nearly one instant).
     pub fn statuses(&self) -> Vec<Option<NodeStatus>> {
-        self.alive.iter().map(|&i| self.homes[i].status()).collect()
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a tokio runtime");
+        rt.block_on(futures::future::join_all(self.alive.iter().map(|&i| {
+            let socket = self.homes[i].socket.clone();
+            async move { chamber::node::query_status(&socket).await.ok() }
+        })))
+    }
+
+    /// The site namespace node `i` runs in.
+    pub fn host(&self, i: usize) -> &chamber_lab::Netns {
+        &self.lab.site(&self.sites[i]).expect("site").host
     }
 
     /// Whether every node's nearest left and right peers are its true ring neighbours.
     pub fn consistent(statuses: &[Option<NodeStatus>]) -> bool {
-        let Some(views): Option<Vec<_>> = statuses
+        Self::correct_nodes(statuses) == Some(statuses.len())
+    }
+
+    /// How many nodes have their true ring neighbours as nearest left and right peers; `None`
+    /// while some node does not answer or has no ring address yet.
+    pub fn correct_nodes(statuses: &[Option<NodeStatus>]) -> Option<usize> {
+        let views: Vec<_> = statuses
             .iter()
             .map(|s| s.as_ref().and_then(overlay))
-            .collect()
-        else {
-            return false;
-        };
+            .collect::<Option<_>>()?;
         let mut addrs: Vec<Address> = views
             .iter()
             .filter_map(|v| v.address.parse().ok())
             .collect();
         if addrs.len() != views.len() {
-            return false;
+            return None;
         }
         addrs.sort();
         let n = addrs.len();
-        views.iter().all(|v| {
+        let correct = views.iter().filter(|v| {
             let me: Address = v.address.parse().expect("address");
             let k = addrs.iter().position(|a| *a == me).expect("listed");
             let left = addrs[(k + 1) % n].to_string();
             let right = addrs[(k + n - 1) % n].to_string();
             v.left.first() == Some(&left) && v.right.first() == Some(&right)
-        })
+        });
+        Some(correct.count())
     }
 
     pub fn wait_consistent(&self, limit: Duration) -> Option<Duration> {
+        self.wait_consistent_sampled(limit, Duration::from_millis(100))
+            .map(|c| c.elapsed)
+    }
+
+    /// Polls every `every` until the ring is consistent (or `limit` passes); says when, with
+    /// the Unix time of the round that found it and how long that round took.
+    pub fn wait_consistent_sampled(&self, limit: Duration, every: Duration) -> Option<Consistent> {
         let t = Instant::now();
         while t.elapsed() < limit {
-            if Self::consistent(&self.statuses()) {
-                return Some(t.elapsed());
+            let round = Instant::now();
+            let statuses = self.statuses();
+            if Self::consistent(&statuses) {
+                return Some(Consistent {
+                    elapsed: t.elapsed(),
+                    at_ms: unix_ms(),
+                    round: round.elapsed(),
+                    statuses,
+                });
             }
-            std::thread::sleep(Duration::from_millis(100));
+            std::thread::sleep(every);
         }
         None
     }
@@ -146,6 +219,12 @@ impl Ring {
     }
 
     pub fn all_online(&self) -> u64 {
+        self.all_online_within(Duration::from_secs(30))
+    }
+
+    /// Waits until every running node's first account is online (at most `limit`); returns
+    /// the last login's Unix time (`online_since_ms`).
+    pub fn all_online_within(&self, limit: Duration) -> u64 {
         let t = Instant::now();
         loop {
             let st = self.statuses();
@@ -157,8 +236,8 @@ impl Ring {
                 return l.into_iter().max().expect("nodes");
             }
             assert!(
-                t.elapsed() < Duration::from_secs(30),
-                "not all online:\n{}",
+                t.elapsed() < limit,
+                "not all online within {limit:?}:\n{}",
                 self.dump()
             );
             std::thread::sleep(Duration::from_millis(100));
@@ -168,8 +247,7 @@ impl Ring {
     pub fn ping(&self, from: usize, to: usize) -> Result<String, String> {
         let st = self.homes[to].status().ok_or("no status")?;
         let target = overlay(&st).ok_or("no ring")?.address.clone();
-        let ns = &self.lab.site(&self.names[from]).expect("site").host;
-        let out = self.homes[from].run(ns, &["ping", "-c", "1", &target], "");
+        let out = self.homes[from].run(self.host(from), &["ping", "-c", "1", &target], "");
         let text = String::from_utf8_lossy(&out.stdout).to_string()
             + &String::from_utf8_lossy(&out.stderr);
         if out.status.success() {
@@ -178,6 +256,19 @@ impl Ring {
             Err(text)
         }
     }
+}
+
+/// When a ring was found consistent (see [`Ring::wait_consistent_sampled`]).
+pub struct Consistent {
+    /// Since the wait began.
+    pub elapsed: Duration,
+    /// Unix milliseconds at the end of the round that found it.
+    pub at_ms: u64,
+    /// How long that round of status queries took (the measurement's resolution, with the
+    /// polling interval).
+    pub round: Duration,
+    /// What that round read.
+    pub statuses: Vec<Option<NodeStatus>>,
 }
 
 pub fn unix_ms() -> u64 {
@@ -213,8 +304,8 @@ impl Ring {
     }
 
     pub fn start_node(&mut self, i: usize) {
-        let ns = &self.lab.site(&self.names[i]).expect("site").host;
-        self.daemons.push(self.homes[i].up(ns));
+        let daemon = self.homes[i].up(self.host(i));
+        self.daemons.push(daemon);
         self.alive.push(i);
     }
 }
