@@ -211,13 +211,15 @@ impl Task {
     /// links double as near links, and a dozen nodes starting together do not run a dozen ICE
     /// searches each. Once in, friends are members like any other and the core decides.
     pub(super) fn link_friends(&mut self, r: usize) {
+        let now = std::time::Instant::now();
+        self.rings[r]
+            .failed
+            .retain(|_, t| now.duration_since(*t) < FRIEND_RETRY);
         if self.ring_linked(r) {
+            self.link_nearer_friends(r);
             return;
         }
-        let now = std::time::Instant::now();
-        let ring = &mut self.rings[r];
-        ring.failed
-            .retain(|_, t| now.duration_since(*t) < FRIEND_RETRY);
+        let ring = &self.rings[r];
         let busy = ring.connecting.len()
             + self
                 .links
@@ -238,6 +240,42 @@ impl Task {
             }
             if self.connect_xmpp(r, peer, false) {
                 wanted -= 1;
+            }
+        }
+    }
+
+    /// In a ring already, a friend nearer to us than our nearest peer on its side is linked at
+    /// once: friends announced late (another server's, over federation) may have formed a ring
+    /// of their own, and this link is what merges the two.
+    fn link_nearer_friends(&mut self, r: usize) {
+        let ring = &self.rings[r];
+        let me = ring.me();
+        let table = ring.core.table();
+        let (left, right) = (table.left_of(&me).next(), table.right_of(&me).next());
+        let cw = |a: &RingAddress| a.to_ring_int().wrapping_sub(me.to_ring_int());
+        let ccw = |a: &RingAddress| me.to_ring_int().wrapping_sub(a.to_ring_int());
+        let friends: Vec<RingAddress> = ring.friends.keys().copied().collect();
+        let nearest_cw = friends.iter().min_by_key(|a| cw(a)).copied();
+        let nearest_ccw = friends.iter().min_by_key(|a| ccw(a)).copied();
+        let mut wanted = Vec::new();
+        if let Some(f) = nearest_cw
+            && left.is_none_or(|p| cw(&f) < cw(&p.addr))
+        {
+            wanted.push(f);
+        }
+        if let Some(f) = nearest_ccw
+            && right.is_none_or(|p| ccw(&f) < ccw(&p.addr))
+        {
+            wanted.push(f);
+        }
+        for peer in wanted {
+            let ring = &self.rings[r];
+            if !self.linked(r, &peer)
+                && !ring.connecting.contains(&peer)
+                && !ring.failed.contains_key(&peer)
+            {
+                tracing::info!(ring = %ring.name, %peer, "a friend nearer than our neighbour: linking");
+                self.connect_xmpp(r, peer, false);
             }
         }
     }
