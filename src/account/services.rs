@@ -91,3 +91,32 @@ impl Session {
         bare.split('@').nth(1).unwrap_or(bare).to_string()
     }
 }
+
+impl super::AccountHandle {
+    /// The STUN/TURN services this running account's server announces (XEP-0215), for the
+    /// daemon's network check and its links.
+    pub async fn external_services(
+        &self,
+        timeout: Duration,
+    ) -> Result<Vec<ExternalService>, String> {
+        let to: Jid = self
+            .jid()
+            .domain()
+            .as_str()
+            .parse()
+            .map_err(|e| format!("{e}"))?;
+        let iq = tokio_xmpp::parsers::iq::Iq::Get {
+            from: None,
+            to: Some(to),
+            id: String::new(),
+            payload: extdisco::services_request(None),
+        };
+        match self.iq(iq, timeout).await {
+            Ok(tokio_xmpp::parsers::iq::Iq::Result {
+                payload: Some(p), ..
+            }) => extdisco::parse_response(&p).map_err(|e| e.to_string()),
+            Ok(other) => Err(format!("unexpected answer {other:?}")),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+}

@@ -5,9 +5,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use tokio::sync::mpsc;
-use tokio_xmpp::jid::Jid;
-use tokio_xmpp::parsers::iq::Iq;
-use xmpp_ext::extdisco::{self, ExternalService};
+use xmpp_ext::extdisco::ExternalService;
 
 use crate::account::{AccountHandle, LinkState};
 use crate::reflect::{ProbeConfig, StunServer, probe, stun_servers};
@@ -38,7 +36,7 @@ pub(super) fn spawn(
             if offers.iter().any(|(d, _)| *d == domain) {
                 continue;
             }
-            match services(h, &domain).await {
+            match h.external_services(Duration::from_secs(10)).await {
                 Ok(list) => offers.push((domain, list)),
                 Err(e) => tracing::warn!(server = %domain, "no XEP-0215 answer: {e}"),
             }
@@ -57,21 +55,4 @@ pub(super) fn spawn(
             let _ = out.send(v).await;
         }
     });
-}
-
-async fn services(h: &AccountHandle, domain: &str) -> Result<Vec<ExternalService>, String> {
-    let to: Jid = domain.parse().map_err(|e| format!("{e}"))?;
-    let iq = Iq::Get {
-        from: None,
-        to: Some(to),
-        id: String::new(),
-        payload: extdisco::services_request(None),
-    };
-    match h.iq(iq, Duration::from_secs(10)).await {
-        Ok(Iq::Result {
-            payload: Some(p), ..
-        }) => extdisco::parse_response(&p).map_err(|e| e.to_string()),
-        Ok(other) => Err(format!("unexpected answer {other:?}")),
-        Err(e) => Err(e.to_string()),
-    }
 }

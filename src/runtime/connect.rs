@@ -8,9 +8,7 @@ use std::sync::Arc;
 use brunet_compat::address::Address as RingAddress;
 use brunet_compat::ring::{Input, LinkId, LinkKind};
 use tokio::sync::oneshot;
-use tokio_xmpp::jid::{FullJid, Jid};
-use tokio_xmpp::parsers::iq::Iq;
-use xmpp_ext::extdisco;
+use tokio_xmpp::jid::FullJid;
 use xmpp_ext::jingle::{Action, Jingle};
 
 use super::links::LinkEntry;
@@ -44,7 +42,10 @@ impl Task {
             // the harder NATs, so it is asked three times before going without.
             let mut servers = Vec::new();
             for attempt in 1..=3 {
-                match services(&h).await {
+                match h
+                    .external_services(std::time::Duration::from_secs(10))
+                    .await
+                {
                     Ok(s) => {
                         servers = IceServer::from_offers(&s);
                         break;
@@ -394,21 +395,23 @@ impl Task {
         self.rings[r].connecting.remove(&peer);
         // Two links to one peer (offers crossed on different transports): both ends keep the
         // one with the smaller session id.
-        if let Some((&old, l)) = self
+        let existing = self
             .links
             .iter()
             .find(|(_, l)| l.ring == r && l.peer == peer)
-        {
-            if l.sid.as_str() <= link.sid() {
+            .map(|(&id, l)| (id, l.sid.as_str() <= link.sid()));
+        match existing {
+            Some((_, true)) => {
                 tracing::debug!(%peer, "duplicate link closed");
                 tokio::spawn(link.close());
                 return;
             }
-            let _ = l;
-            self.link_gone(old);
-            if let Some(l) = self.links.remove(&old) {
-                l.close();
+            Some((old, false)) => {
+                if let Some(l) = self.drop_link(old) {
+                    l.close();
+                }
             }
+            None => {}
         }
         let status = link.status();
         let kind = match status.path.as_ref().map(|p| p.kind) {
@@ -434,17 +437,22 @@ impl Task {
     }
 
     pub(super) fn link_gone(&mut self, id: u64) {
-        let Some(l) = self.links.remove(&id) else {
+        let Some(l) = self.drop_link(id) else {
             return;
         };
         tracing::info!(ring = %self.rings[l.ring].name, peer = %l.peer, "link down");
-        let r = l.ring;
+        self.link_friends(l.ring);
+    }
+
+    /// Forgets link `id` and tells its core; the caller closes it if it is still open.
+    fn drop_link(&mut self, id: u64) -> Option<LinkEntry> {
+        let l = self.links.remove(&id)?;
         let now = self.now();
-        self.rings[r]
+        self.rings[l.ring]
             .core
             .handle_input(now, Input::LinkDown { link: LinkId(id) });
-        self.drain(r);
-        self.link_friends(r);
+        self.drain(l.ring);
+        Some(l)
     }
 
     /// A Jingle request from a roster friend: an offer goes to the linker of its record's
@@ -503,29 +511,5 @@ impl Task {
                 })
                 .await;
         });
-    }
-}
-
-async fn services(
-    h: &crate::account::AccountHandle,
-) -> Result<Vec<extdisco::ExternalService>, String> {
-    let to: Jid = h
-        .jid()
-        .domain()
-        .as_str()
-        .parse()
-        .map_err(|e| format!("{e}"))?;
-    let iq = Iq::Get {
-        from: None,
-        to: Some(to),
-        id: String::new(),
-        payload: extdisco::services_request(None),
-    };
-    match h.iq(iq, std::time::Duration::from_secs(10)).await {
-        Ok(Iq::Result {
-            payload: Some(p), ..
-        }) => extdisco::parse_response(&p).map_err(|e| e.to_string()),
-        Ok(other) => Err(format!("unexpected answer {other:?}")),
-        Err(e) => Err(e.to_string()),
     }
 }
