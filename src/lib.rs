@@ -14,3 +14,4 @@ pub mod reflect;
 pub mod rendezvous;
 pub mod runtime;
 pub mod signal;
+pub mod trust;

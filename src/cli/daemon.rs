@@ -41,7 +41,7 @@ async fn shutdown_signal() {
     }
 }
 
-fn socket(config_path: &Path) -> Result<PathBuf, CliError> {
+pub(super) fn socket(config_path: &Path) -> Result<PathBuf, CliError> {
     let (config, paths) = load(config_path)?;
     Ok(config.control_socket.unwrap_or(paths.control_socket))
 }

@@ -8,6 +8,7 @@ pub mod brunet;
 mod daemon;
 mod netcheck;
 mod ring;
+mod trust;
 
 use std::path::PathBuf;
 
@@ -66,6 +67,17 @@ pub enum Command {
     /// Make, share, join and leave rings; show one
     #[command(subcommand)]
     Ring(RingCommand),
+    /// Accept the new node key a friend offers (shown with the pinned one in `chamber status`)
+    Trust {
+        /// The friend's bare JID
+        jid: String,
+        /// Accept without asking (check the fingerprint with the friend first)
+        #[arg(long)]
+        yes: bool,
+        /// Keep accepting the old key too (the friend runs a second device on the same account)
+        #[arg(long)]
+        keep_old: bool,
+    },
     /// Check the network: STUN/TURN offered by each server, public address, NAT type
     Netcheck {
         /// Print JSON instead of text
@@ -201,6 +213,9 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             json,
         } => daemon::ping(&config_path, &target, count, json).await,
         Command::Ring(cmd) => ring::run(cmd, &config_path).await,
+        Command::Trust { jid, yes, keep_old } => {
+            trust::run(&config_path, &jid, yes, keep_old).await
+        }
         Command::Netcheck { json, stun } => netcheck::run(&config_path, json, &stun).await,
         Command::Brunet(args) => brunet::run(args).await,
     }

@@ -1,6 +1,6 @@
 //! Where chamber keeps its files, after the XDG base directory specification: configuration in
-//! `$XDG_CONFIG_HOME`, the file keystore and pending invites in `$XDG_DATA_HOME`, the control
-//! socket in `$XDG_RUNTIME_DIR` (a per-user tmpfs that only the user can enter).
+//! `$XDG_CONFIG_HOME`, the file keystore, pending invites and pinned keys in `$XDG_DATA_HOME`,
+//! the control socket in `$XDG_RUNTIME_DIR` (a per-user tmpfs that only the user can enter).
 
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -18,6 +18,8 @@ pub struct Paths {
     pub control_socket: PathBuf,
     /// Ring invites received and not yet accepted (sealed to the node key, 0600).
     pub invites_file: PathBuf,
+    /// Friends' node keys pinned on first sight (0600).
+    pub pins_file: PathBuf,
 }
 
 impl Paths {
@@ -53,6 +55,7 @@ impl Paths {
             config_file: config.join("chamber").join("config.toml"),
             secrets_dir: data.join("chamber").join("secrets"),
             invites_file: data.join("chamber").join("invites.json"),
+            pins_file: data.join("chamber").join("pins.json"),
             control_socket: runtime.join("chamber").join("control.sock"),
         })
     }

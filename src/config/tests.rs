@@ -127,6 +127,10 @@ fn xdg_paths() {
         p.invites_file,
         PathBuf::from("/home/a/.local/share/chamber/invites.json")
     );
+    assert_eq!(
+        p.pins_file,
+        PathBuf::from("/home/a/.local/share/chamber/pins.json")
+    );
     // A relative XDG value is ignored, as the specification says.
     let p = Paths::from_vars(vars(&[("HOME", "/h"), ("XDG_CONFIG_HOME", "rel")])).unwrap();
     assert_eq!(

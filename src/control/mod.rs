@@ -54,6 +54,17 @@ pub enum Request {
         /// The friend's bare JID.
         jid: String,
     },
+    /// Accept the changed node key a friend offers (see the status' pinned-key warnings).
+    Trust {
+        /// The friend's bare JID.
+        jid: String,
+        /// The offered key the user was shown (hex); refused if the offer changed since.
+        #[serde(default)]
+        fingerprint: Option<String>,
+        /// Keep the old key accepted too (a second device on the same account).
+        #[serde(default)]
+        keep_old: bool,
+    },
 }
 
 /// The answer.

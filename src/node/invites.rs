@@ -13,11 +13,15 @@ use tokio_xmpp::parsers::iq::Iq;
 use tokio_xmpp::parsers::message::Message;
 use xmpp_ext::invite::Invite;
 use xmpp_ext::node_keys::{self, NodeKeys};
-use xmpp_ext::{NodeSecret, RingSecret};
+use xmpp_ext::{Fingerprint, NodeSecret, RingSecret};
 
 use crate::account::{AccountHandle, unix_ms};
 use crate::membership::PendingInvites;
 use crate::rendezvous::Rendezvous;
+use crate::trust::KeySource;
+
+/// Keys friends answered to our `<keys/>` queries, for the node to pin or find changed.
+pub(super) type KeysSeen = tokio::sync::mpsc::UnboundedSender<(BareJid, Fingerprint)>;
 
 /// How long a friend's node has to answer the keys query.
 const KEYS_TIMEOUT: Duration = Duration::from_secs(5);
@@ -29,6 +33,9 @@ pub(super) struct Outgoing {
     pub node: NodeSecret,
     pub friend: BareJid,
     pub targets: Vec<(AccountHandle, FullJid)>,
+    /// The keys pinned for `friend` when the invite was asked for.
+    pub pinned: Option<Vec<Fingerprint>>,
+    pub keys_seen: KeysSeen,
 }
 
 /// What `chamber ring invite` prints.
@@ -85,6 +92,7 @@ pub(super) async fn send(job: Outgoing) -> Result<serde_json::Value, String> {
     });
     let answers = futures::future::join_all(asks).await;
     let mut failures = Vec::new();
+    let mut changed = Vec::new();
     for (h, to, keys) in answers {
         let keys = match keys {
             Ok(k) => k,
@@ -93,6 +101,15 @@ pub(super) async fn send(job: Outgoing) -> Result<serde_json::Value, String> {
                 continue;
             }
         };
+        let key = keys.fingerprint();
+        let _ = job.keys_seen.send((job.friend.clone(), key));
+        if let Some(pinned) = &job.pinned
+            && !pinned.contains(&key)
+        {
+            tracing::warn!(ring = %job.ring, to = %to, offered = %key, "invite not sent: the node key is not the pinned one");
+            changed.push(format!("{to} offers node key {key}"));
+            continue;
+        }
         let invite = Invite::seal(
             &mut OsRng,
             &job.node,
@@ -113,6 +130,22 @@ pub(super) async fn send(job: Outgoing) -> Result<serde_json::Value, String> {
             fingerprint: keys.fingerprint().to_hex(),
         };
         return serde_json::to_value(sent).map_err(|e| e.to_string());
+    }
+    if !changed.is_empty() {
+        let pinned = job
+            .pinned
+            .iter()
+            .flatten()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(", ");
+        return Err(format!(
+            "no invite sent: {}, but the key pinned for `{}` is {pinned}. If they really have a \
+             new key, check its fingerprint with them and run `chamber trust {}`",
+            changed.join("; "),
+            job.friend,
+            job.friend
+        ));
     }
     Err(format!(
         "`{}` is online but no resource answered as a chamber node ({}); ask them to run \
@@ -176,6 +209,11 @@ pub(super) fn incoming(
             return;
         }
     };
+    // Opened, so signed by the key it names for this JID: which must be the pinned one.
+    if !rv.check_key(&from, invite.inviter().fingerprint(), KeySource::Invite) {
+        tracing::warn!(ring = %p.info.ring, from = %who, "ring invite signed with a key that is not the one pinned for the sender; dropped");
+        return;
+    }
     if in_rings.contains(&p.invite.ring_id) {
         tracing::info!(ring = %p.info.ring, from = %who, "invite to a ring we are in already; ignored");
         return;

@@ -32,6 +32,8 @@ use crate::account::{AccountEvent, AccountHandle, IqError, unix_ms};
 use crate::control::{self, Request, Response};
 use crate::rendezvous::{FriendEvent, Output, Rendezvous};
 use crate::runtime::{RuntimeConfig, RuntimeHandle};
+use crate::trust::limits::Limits;
+use crate::trust::{KeySource, PinBook};
 use rings::Rings;
 use status::FriendTable;
 
@@ -42,6 +44,7 @@ const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
 /// account cleanly so no ghost presence stays behind.
 pub async fn run(setup: NodeSetup, shutdown: impl Future<Output = ()>) -> Result<(), NodeError> {
     let rings = Rings::load(&setup);
+    let pins = PinBook::load(&setup.pins_file)?;
     let listener = control::bind(&setup.control_socket).await?;
     let (events_tx, mut events) = mpsc::channel(1024);
     let mut handles = Vec::new();
@@ -71,6 +74,8 @@ pub async fn run(setup: NodeSetup, shutdown: impl Future<Output = ()>) -> Result
         handles.iter().map(|h| h.jid().clone()).collect(),
         setup.rendezvous.clone(),
     );
+    rv.set_pins(pins);
+    let (keys_seen_tx, mut keys_seen) = mpsc::unbounded_channel();
     let mut node = Node {
         status: NodeStatus {
             pid: std::process::id(),
@@ -82,10 +87,13 @@ pub async fn run(setup: NodeSetup, shutdown: impl Future<Output = ()>) -> Result
             rings: Vec::new(),
             net: None,
             invites: Vec::new(),
+            pinned_key_warnings: Vec::new(),
+            limits: Default::default(),
         },
         friends: FriendTable::new(),
         netcheck_started: false,
         rings,
+        limits: Limits::default(),
     };
     tracing::info!(fingerprint = %node.status.fingerprint, accounts = handles.len(),
         rings = setup.rings.len(), keystore = %setup.keystore.info().kind, "node up");
@@ -106,16 +114,21 @@ pub async fn run(setup: NodeSetup, shutdown: impl Future<Output = ()>) -> Result
                         }
                     }
                     AccountEvent::Offline => rv.offline(i),
+                    AccountEvent::Stanza(st) if !bridge::fits(&mut node.limits, &st) => {}
                     AccountEvent::Stanza(st) => match *st {
                         Stanza::Presence(p) => rv.presence(i, p, now),
                         Stanza::Iq(iq) => {
-                            if let Some(iq) = bridge::jingle_iq(&runtime, &mut rv, &handles, i, iq) {
+                            let cx = bridge::IqCx { rt: &runtime, rv: &mut rv, handles: &handles, limits: &mut node.limits };
+                            if let Some(iq) = bridge::jingle_iq(cx, i, iq, now) {
                                 rv.iq_request(i, iq, now);
                             }
                         }
                         Stanza::Message(m) => node.rings.message(&setup.secret, &mut rv, i, &m),
                     },
                 }
+            }
+            Some((jid, key)) = keys_seen.recv() => {
+                rv.check_key(&jid, key, KeySource::NodeKeys);
             }
             Some((token, result)) = iq_results.recv() => rv.iq_result(token, result, Instant::now().into_std()),
             Some(report) = net_rx.recv() => {
@@ -141,8 +154,11 @@ pub async fn run(setup: NodeSetup, shutdown: impl Future<Output = ()>) -> Result
                     let overlay = runtime.status().await;
                     let _ = reply.send(node.status(&handles, &rv, overlay));
                 }
+                Request::Trust { jid, fingerprint, keep_old } => {
+                    let _ = reply.send(trust(&mut rv, &jid, fingerprint.as_deref(), keep_old));
+                }
                 ring_request => {
-                    let cx = rings::Cx { setup: &setup, rv: &mut rv, runtime: &runtime, handles: &handles };
+                    let cx = rings::Cx { setup: &setup, rv: &mut rv, runtime: &runtime, handles: &handles, keys_seen: &keys_seen_tx };
                     node.rings.handle(ring_request, reply, cx).await;
                 }
             },
@@ -170,6 +186,11 @@ pub async fn run(setup: NodeSetup, shutdown: impl Future<Output = ()>) -> Result
                 }
             }
         }
+        if let Some(pins) = rv.pins_to_save()
+            && let Err(e) = pins.save(&setup.pins_file)
+        {
+            tracing::error!(%e, "pinned keys not saved; they are kept in memory until the node stops");
+        }
     }
     tracing::info!("shutting down: leaving the rings, closing every account");
     runtime.shutdown().await;
@@ -191,6 +212,18 @@ struct Node {
     friends: FriendTable,
     netcheck_started: bool,
     rings: Rings,
+    limits: Limits,
+}
+
+/// `chamber trust`: accepts the key a friend offers now.
+fn trust(rv: &mut Rendezvous, jid: &str, expected: Option<&str>, keep_old: bool) -> Response {
+    let Ok(bare) = jid.parse::<tokio_xmpp::jid::BareJid>() else {
+        return Response::error(&format!("`{jid}` is not a bare JID (user@server)"));
+    };
+    match rv.trust(&bare, expected, keep_old, Instant::now().into_std()) {
+        Ok(a) => Response::ok(serde_json::to_value(a).ok()),
+        Err(e) => Response::error(&e.to_string()),
+    }
 }
 
 impl Node {
@@ -221,6 +254,9 @@ impl Node {
         let mut s = self.status.clone();
         s.accounts = handles.iter().map(AccountHandle::status).collect();
         s.invites = self.rings.invites();
+        s.pinned_key_warnings = rv.key_warnings();
+        s.limits = self.limits.status.clone();
+        s.limits.pinned_key_refusals = rv.key_refusals();
         s.rings = rv
             .rings()
             .iter()

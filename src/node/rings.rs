@@ -29,6 +29,8 @@ pub(super) struct Cx<'a> {
     pub rv: &'a mut Rendezvous,
     pub runtime: &'a RuntimeHandle,
     pub handles: &'a [AccountHandle],
+    /// Where friends' keys answered to an invite go (to be pinned or found changed).
+    pub keys_seen: &'a invites::KeysSeen,
 }
 
 impl Rings {
@@ -131,8 +133,10 @@ impl Rings {
             ring: name,
             secret: secret.clone(),
             node: NodeSecret::from_bytes(&cx.setup.secret.to_bytes()),
+            pinned: cx.rv.pinned(&friend),
             friend,
             targets,
+            keys_seen: cx.keys_seen.clone(),
         };
         tokio::spawn(async move {
             let answer = match invites::send(job).await {

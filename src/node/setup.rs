@@ -35,6 +35,9 @@ pub enum NodeError {
         /// The configuration file.
         path: PathBuf,
     },
+    /// The pinned keys cannot be read.
+    #[error(transparent)]
+    Trust(#[from] crate::trust::TrustError),
     /// A ring's secret is missing or malformed.
     #[error("ring `{ring}`: {reason}")]
     RingSecret {
@@ -69,6 +72,8 @@ pub struct NodeSetup {
     pub rendezvous: RendezvousOptions,
     /// Where invites wait until accepted.
     pub invites_file: PathBuf,
+    /// Where friends' pinned node keys are kept.
+    pub pins_file: PathBuf,
 }
 
 impl NodeSetup {
@@ -123,6 +128,7 @@ impl NodeSetup {
             link,
             rendezvous,
             invites_file: paths.invites_file,
+            pins_file: paths.pins_file,
         })
     }
 }

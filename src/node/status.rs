@@ -8,6 +8,8 @@ use crate::keystore::StoreInfo;
 use crate::membership::InviteInfo;
 use crate::rendezvous::Friend;
 use crate::runtime::RingView;
+use crate::trust::KeyWarning;
+use crate::trust::limits::LimitsStatus;
 
 /// Everything `chamber status` reports.
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -31,6 +33,12 @@ pub struct NodeStatus {
     /// Invites to rings, waiting for `chamber ring join`.
     #[serde(default)]
     pub invites: Vec<InviteInfo>,
+    /// Friends whose node key changed: refused until `chamber trust JID`.
+    #[serde(default)]
+    pub pinned_key_warnings: Vec<KeyWarning>,
+    /// Input dropped or refused early by the abuse limits.
+    #[serde(default)]
+    pub limits: LimitsStatus,
 }
 
 /// One ring.
@@ -144,12 +152,44 @@ impl fmt::Display for NodeStatus {
                 crate::membership::shell_word(&i.ring)
             )?;
         }
+        for w in &self.pinned_key_warnings {
+            write_key_warning(f, w)?;
+        }
+        let l = &self.limits;
+        writeln!(
+            f,
+            "limits: Jingle initiates {} per JID; dropped: {} initiates over the rate, {} \
+             oversized stanzas, {} changed keys refused",
+            l.initiate_rate, l.initiates_limited, l.oversized_dropped, l.pinned_key_refusals
+        )?;
         match self.net.as_ref().and_then(|n| n.get("class")) {
             Some(class) => writeln!(f, "network: NAT {}", class.as_str().unwrap_or("?"))?,
             None => writeln!(f, "network: not checked yet")?,
         }
         Ok(())
     }
+}
+
+fn write_key_warning(f: &mut fmt::Formatter<'_>, w: &KeyWarning) -> fmt::Result {
+    let show = |hex: &str| {
+        hex.parse::<xmpp_ext::Fingerprint>()
+            .map_or_else(|_| hex.to_owned(), |k| k.to_string())
+    };
+    writeln!(
+        f,
+        "WARNING: {} changed its node key; refused {} time(s) since it first came in a {}",
+        w.jid, w.refused, w.source
+    )?;
+    for p in &w.pinned {
+        writeln!(f, "  pinned key  {}", show(p))?;
+    }
+    writeln!(f, "  offered key {}", show(&w.offered))?;
+    writeln!(
+        f,
+        "  no link, rendezvous or invite with it until you check the new key with {} and run \
+         `chamber trust {}`",
+        w.jid, w.jid
+    )
 }
 
 fn write_overlay(f: &mut fmt::Formatter<'_>, o: &RingView) -> fmt::Result {

@@ -10,7 +10,8 @@
 //!
 //! What counts: a signed announce for one of our rings, verified against the sender's bare JID,
 //! from a roster contact with subscription `both` or `from` (or another resource of our own
-//! account). Everything else is dropped with one rate-limited debug line. A friend whose process
+//! account), whose node key is the one pinned for that JID ([`crate::trust`]). Everything else
+//! is dropped with one rate-limited debug line. A friend whose process
 //! died leaves a *ghost* presence on its server (XEP-0198 hibernation, up to minutes); so a
 //! friend we have not heard from for `probe_interval` is pinged (XEP-0199) at its full JID, and
 //! an error or silence takes it down. A ghost keeps being probed for a while, because a friend
@@ -22,6 +23,9 @@ mod membership;
 #[cfg(test)]
 mod membership_tests;
 mod peers;
+mod pinning;
+#[cfg(test)]
+mod pinning_tests;
 mod quiet_log;
 #[cfg(test)]
 mod tests;
@@ -159,6 +163,7 @@ pub struct Rendezvous {
     next_token: u64,
     out: VecDeque<Output>,
     quiet: QuietLog,
+    pins: pinning::Pinning,
 }
 
 impl Rendezvous {
@@ -193,6 +198,7 @@ impl Rendezvous {
             next_token: 1,
             out: VecDeque::new(),
             quiet: QuietLog::default(),
+            pins: pinning::Pinning::default(),
         }
     }
 

@@ -14,6 +14,7 @@ use xmpp_ext::{NS_CHAMBER, RingId};
 use super::quiet_log::ignored;
 use super::{Friend, FriendEvent, Output, PeerKey, Pending, Rendezvous, RingMembership};
 use crate::account::IqError;
+use crate::trust::KeySource;
 
 /// Most announces kept from one presence (a node is in a handful of rings).
 const MAX_ANNOUNCES: usize = 16;
@@ -98,6 +99,7 @@ impl Rendezvous {
                 for key in keys {
                     self.remove_peer(&key, reason);
                 }
+                self.unhold(account, from.as_str(), &bare, from.resource().is_none());
                 self.accounts[account].present.retain(|j| {
                     j.as_str() != from.as_str()
                         && (from.resource().is_some() || j.to_bare() != bare)
@@ -118,6 +120,7 @@ impl Rendezvous {
         if !has_announce {
             // A contact without chamber (or one that stopped it): forget it if we knew it.
             let key = (account, from.to_string());
+            self.unhold(account, from.as_str(), &bare, false);
             if self.peers.contains_key(&key) {
                 self.remove_peer(&key, "no longer announces any ring");
             }
@@ -132,6 +135,7 @@ impl Rendezvous {
             return;
         };
         let mut found = BTreeMap::new();
+        let mut refused = BTreeMap::new();
         for e in p
             .payloads
             .iter()
@@ -151,6 +155,12 @@ impl Rendezvous {
             if a.fingerprint() == self.own {
                 continue; // Ourselves, through another of our accounts.
             }
+            if !self.check_key(&bare, a.fingerprint(), KeySource::Announce) {
+                if refused.len() < MAX_ANNOUNCES {
+                    refused.insert(a.ring(), a);
+                }
+                continue;
+            }
             // Rings we are not in are kept too (bounded), so joining one later finds the
             // friends already in it without waiting for their next presence.
             if found.len() < MAX_ANNOUNCES {
@@ -158,6 +168,14 @@ impl Rendezvous {
             }
         }
         let key = (account, full.to_string());
+        if found.is_empty() && !refused.is_empty() {
+            self.hold(key.clone(), full, refused);
+            if self.peers.contains_key(&key) {
+                self.remove_peer(&key, "its node key changed; refused until `chamber trust`");
+            }
+            return;
+        }
+        self.unhold(account, &key.1, &bare, false);
         if found.is_empty() {
             if self.peers.contains_key(&key) {
                 self.remove_peer(&key, "no longer announces any ring");
@@ -167,7 +185,7 @@ impl Rendezvous {
         self.upsert(key, account, full, found, now);
     }
 
-    fn upsert(
+    pub(super) fn upsert(
         &mut self,
         key: PeerKey,
         account: usize,
