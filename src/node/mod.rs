@@ -68,6 +68,8 @@ pub async fn run(setup: NodeSetup, shutdown: impl Future<Output = ()>) -> Result
         handles.clone(),
         RuntimeConfig::default(),
     );
+    let app_socket = crate::services::app_socket::socket_path(&setup.control_socket);
+    let apps = start_services(&setup.secret, &runtime, &app_socket).await?;
     let mut rv = Rendezvous::new(
         NodeSecret::from_bytes(&setup.secret.to_bytes()),
         setup.rings.clone(),
@@ -196,8 +198,27 @@ pub async fn run(setup: NodeSetup, shutdown: impl Future<Output = ()>) -> Result
     runtime.shutdown().await;
     futures::future::join_all(handles.iter().map(|h| h.close(CLOSE_TIMEOUT))).await;
     server.abort();
+    apps.abort();
     let _ = std::fs::remove_file(&setup.control_socket);
+    let _ = std::fs::remove_file(&app_socket);
     Ok(())
+}
+
+/// Starts the services on every ring and serves local apps on `path`.
+async fn start_services(
+    secret: &NodeSecret,
+    runtime: &RuntimeHandle,
+    path: &std::path::Path,
+) -> Result<tokio::task::JoinHandle<()>, NodeError> {
+    let services = crate::services::Services::spawn(secret, runtime.clone()).await?;
+    let listener =
+        crate::services::app_socket::bind(path).map_err(|source| NodeError::AppSocket {
+            path: path.into(),
+            source,
+        })?;
+    Ok(tokio::spawn(crate::services::app_socket::serve(
+        listener, services,
+    )))
 }
 
 async fn sleep_until(when: Option<std::time::Instant>) {

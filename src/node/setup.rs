@@ -38,6 +38,17 @@ pub enum NodeError {
     /// The pinned keys cannot be read.
     #[error(transparent)]
     Trust(#[from] crate::trust::TrustError),
+    /// The services could not start.
+    #[error(transparent)]
+    Services(#[from] crate::services::ServiceError),
+    /// The app socket could not be opened.
+    #[error("cannot open the app socket {path}: {source}")]
+    AppSocket {
+        /// The socket.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
     /// A ring's secret is missing or malformed.
     #[error("ring `{ring}`: {reason}")]
     RingSecret {

@@ -10,6 +10,8 @@
 //! 0x02 sig-reply    id:u32 code:u8 text… how the far end answered it
 //! 0x03 ping         nonce:u64            `chamber ping`
 //! 0x04 pong         nonce:u64 hops:u16   the answer, with the hops the ping took
+//! 0x05 quic         packet…              a QUIC packet between two nodes' service
+//!                                        endpoints (`crate::services`), end-to-end encrypted
 //! ```
 
 use brunet_compat::address::Address as RingAddress;
@@ -20,6 +22,7 @@ const SIG_REQUEST: u8 = 1;
 const SIG_REPLY: u8 = 2;
 const PING: u8 = 3;
 const PONG: u8 = 4;
+const QUIC: u8 = 5;
 
 /// Largest Jingle request accepted over the ring (an offer with a dozen candidates is ~2 KB).
 pub const MAX_SIGNAL: usize = 16 * 1024;
@@ -55,6 +58,8 @@ pub enum Envelope {
         /// Hops the ping took.
         hops: u16,
     },
+    /// A QUIC packet for the services' endpoint.
+    Quic(Vec<u8>),
 }
 
 /// Why bytes are not an [`Envelope`].
@@ -85,6 +90,7 @@ impl Envelope {
             Envelope::SigReply { .. } => "sig-reply",
             Envelope::Ping { .. } => "ping",
             Envelope::Pong { .. } => "pong",
+            Envelope::Quic(_) => "quic",
         }
     }
 
@@ -119,6 +125,11 @@ impl Envelope {
                 out.push(PONG);
                 out.extend_from_slice(&nonce.to_be_bytes());
                 out.extend_from_slice(&hops.to_be_bytes());
+            }
+            Envelope::Quic(packet) => {
+                out.reserve(packet.len());
+                out.push(QUIC);
+                out.extend_from_slice(packet);
             }
         }
         out
@@ -191,6 +202,7 @@ impl Envelope {
                     hops: u16::from_be_bytes([hops[0], hops[1]]),
                 })
             }
+            QUIC => Ok(Envelope::Quic(rest.to_vec())),
             t => Err(EnvelopeError::UnknownTag(t)),
         }
     }
@@ -248,6 +260,7 @@ mod tests {
             },
             Envelope::Ping { nonce: 99 },
             Envelope::Pong { nonce: 99, hops: 3 },
+            Envelope::Quic(vec![0xc0; 1200]),
         ] {
             assert_eq!(Envelope::decode(&e.encode()), Ok(e));
         }

@@ -13,9 +13,11 @@
 //! - [`links`]: each link's reader and writer task;
 //! - [`envelope`]: the runtime's own datagrams on the ring (signalling, ping);
 //! - `reqrep`: signalling requests over the ring sent again until answered;
+//! - [`app`]: the services' packets, broadcasts and DHT requests (`crate::services`);
 //! - [`status`]: what `chamber status` and `chamber ring show` print.
 #![warn(missing_docs)]
 
+pub mod app;
 mod connect;
 pub mod envelope;
 mod links;
@@ -114,6 +116,21 @@ pub(crate) enum Cmd {
         reply: oneshot::Sender<Result<PingReport, String>>,
     },
     AddRing(RingSpec),
+    AttachServices(mpsc::Sender<app::Inbound>),
+    Broadcast {
+        ring: usize,
+        end: Option<RingAddress>,
+        data: Vec<u8>,
+    },
+    Dht {
+        ring: usize,
+        key: RingAddress,
+        op: app::DhtOp,
+    },
+    Friends {
+        ring: usize,
+        reply: oneshot::Sender<Vec<(String, RingAddress)>>,
+    },
     LeaveRing(String),
     Shutdown(oneshot::Sender<()>),
 }
@@ -150,6 +167,7 @@ impl Default for RuntimeConfig {
 #[derive(Clone)]
 pub struct RuntimeHandle {
     cmds: mpsc::Sender<Cmd>,
+    quic: mpsc::Sender<(usize, RingAddress, Vec<u8>)>,
 }
 
 impl RuntimeHandle {
@@ -161,9 +179,37 @@ impl RuntimeHandle {
         cfg: RuntimeConfig,
     ) -> RuntimeHandle {
         let (tx, rx) = mpsc::channel(1024);
+        let (quic, quic_rx) = mpsc::channel(app::QUIC_QUEUE);
         let task = task::Task::new(secret, rings, accounts, cfg, tx.clone());
-        tokio::spawn(task.run(rx));
-        RuntimeHandle { cmds: tx }
+        tokio::spawn(task.run(rx, quic_rx));
+        RuntimeHandle { cmds: tx, quic }
+    }
+
+    /// Where the services hear of rings, QUIC packets and broadcasts.
+    pub async fn attach_services(&self, tx: mpsc::Sender<app::Inbound>) {
+        self.send(Cmd::AttachServices(tx)).await;
+    }
+
+    /// Queues a QUIC packet to `to` on ring `ring`; false (dropped) when the queue is full.
+    pub fn quic_out(&self, ring: usize, to: RingAddress, packet: Vec<u8>) -> bool {
+        self.quic.try_send((ring, to, packet)).is_ok()
+    }
+
+    /// Broadcasts `data` to the ring, or to the clockwise range from us to `end`.
+    pub async fn broadcast(&self, ring: usize, end: Option<RingAddress>, data: Vec<u8>) {
+        self.send(Cmd::Broadcast { ring, end, data }).await;
+    }
+
+    /// Runs a DHT operation on `key` in ring `ring`; its answer comes on the op's channel.
+    pub async fn dht(&self, ring: usize, key: RingAddress, op: app::DhtOp) {
+        self.send(Cmd::Dht { ring, key, op }).await;
+    }
+
+    /// Friends' bare JIDs and their addresses in ring `ring`.
+    pub async fn friends(&self, ring: usize) -> Vec<(String, RingAddress)> {
+        let (tx, rx) = oneshot::channel();
+        self.send(Cmd::Friends { ring, reply: tx }).await;
+        rx.await.unwrap_or_default()
     }
 
     async fn send(&self, cmd: Cmd) {

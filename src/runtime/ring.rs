@@ -56,6 +56,8 @@ impl RingRun {
         let mut cfg = Config::with_seed(seed);
         // Relayed pairs try a direct link again about once a minute (DESIGN.md §4).
         cfg.direct_retry = std::time::Duration::from_secs(60);
+        // Only values signed by a member's key are stored (the services sign theirs).
+        cfg.validator = Box::new(super::app::SignedValues);
         let mut core = Node::new(cfg, me, now);
         // No node can know it is the first: each starts a ring of one, and rings merge as
         // links come up (brunet-compat/tests/ring_friends.rs).

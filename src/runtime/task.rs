@@ -10,6 +10,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 use xmpp_ext::NodeSecret;
 
+use super::app::{DhtDone, Inbound};
 use super::envelope::Envelope;
 use super::links::LinkEntry;
 use super::reqrep::ReqRep;
@@ -55,6 +56,12 @@ pub(super) struct Task {
     pub next_id: u32,
     /// Runtime datagrams that failed to decode (logged once each kind).
     pub malformed: u64,
+    /// The services' inbox, once attached.
+    pub services: Option<mpsc::Sender<super::app::Inbound>>,
+    /// Messages for the services dropped because they fell behind.
+    pub app_dropped: u64,
+    /// DHT requests the services wait on.
+    pub dht_waits: super::app::DhtWaits,
 }
 
 impl Task {
@@ -91,6 +98,9 @@ impl Task {
             reqrep: ReqRep::default(),
             next_id: 1,
             malformed: 0,
+            services: None,
+            app_dropped: 0,
+            dht_waits: Default::default(),
         }
     }
 
@@ -102,7 +112,11 @@ impl Task {
         (t != Time::NEVER).then(|| self.epoch + Duration::from_micros(t.as_micros()))
     }
 
-    pub async fn run(mut self, mut rx: mpsc::Receiver<Cmd>) {
+    pub async fn run(
+        mut self,
+        mut rx: mpsc::Receiver<Cmd>,
+        mut quic: mpsc::Receiver<(usize, RingAddress, Vec<u8>)>,
+    ) {
         for r in 0..self.rings.len() {
             self.drain(r);
         }
@@ -126,6 +140,7 @@ impl Task {
                     Some(cmd) => self.handle(cmd),
                     None => return,
                 },
+                Some((r, to, packet)) = quic.recv() => self.quic_out(r, to, packet),
                 () = sleep_until(wake) => {
                     let now = self.now();
                     for r in 0..self.rings.len() {
@@ -139,6 +154,16 @@ impl Task {
                     ticks += 1;
                     if ticks.is_multiple_of(5) {
                         self.feed_rtts();
+                        // Friends are looked at again every second, not only when one comes
+                        // or a link goes: a node that got into a ring after its friends
+                        // announced themselves must still see the nearer ones (the two rings
+                        // a split start makes merge through them), and a friend whose link
+                        // failed is tried again once its wait is over.
+                        for r in 0..self.rings.len() {
+                            if !self.rings[r].left {
+                                self.link_friends(r);
+                            }
+                        }
                     }
                     self.signal_tick();
                 }
@@ -207,6 +232,12 @@ impl Task {
             Cmd::Ping { target, reply } => self.ping(&target, reply),
             Cmd::AddRing(spec) => self.add_ring(&spec),
             Cmd::LeaveRing(name) => self.leave_ring(&name),
+            Cmd::AttachServices(tx) => self.attach_services(tx),
+            Cmd::Broadcast { ring, end, data } => self.broadcast(ring, end, data),
+            Cmd::Dht { ring, key, op } => self.dht(ring, key, op),
+            Cmd::Friends { ring, reply } => {
+                let _ = reply.send(self.friends_of(ring));
+            }
             Cmd::Shutdown(_) => unreachable!("handled by the loop"),
         }
     }
@@ -231,7 +262,9 @@ impl Task {
                 .or_else(|| ring.core.neighbour_of(&to))
         };
         let via = via.filter(|v| *v != ring.me());
-        tracing::debug!(%to, ?via, kind = e.kind(), "runtime datagram out");
+        if !matches!(e, Envelope::Quic(_)) {
+            tracing::debug!(%to, ?via, kind = e.kind(), "runtime datagram out");
+        }
         ring.core.send_control(now, to, via, e.encode());
         self.drain(r);
     }
@@ -285,6 +318,18 @@ impl Task {
             Event::Deliver {
                 src, hops, data, ..
             } => self.deliver(r, src, hops, &data),
+            Event::Broadcast { src, hops, data } => {
+                self.tell_services(Inbound::Broadcast {
+                    ring: r,
+                    src,
+                    hops,
+                    data,
+                });
+            }
+            Event::DhtPutDone { id, ok } | Event::DhtRemoveDone { id, ok } => {
+                self.dht_done(r, id, DhtDone::Ok(ok));
+            }
+            Event::DhtGetDone { id, values } => self.dht_done(r, id, DhtDone::Values(values)),
             Event::RingState { connected } => {
                 tracing::info!(ring = %self.rings[r].name, connected, size = self.rings[r].core.size_estimate(), "ring state");
             }
@@ -300,7 +345,9 @@ impl Task {
 
     fn deliver(&mut self, r: usize, src: RingAddress, hops: u16, data: &[u8]) {
         let e = Envelope::decode(data);
-        if let Ok(e) = &e {
+        if let Ok(e) = &e
+            && !matches!(e, Envelope::Quic(_))
+        {
             tracing::debug!(%src, hops, kind = e.kind(), "runtime datagram in");
         }
         match e {
@@ -329,6 +376,11 @@ impl Task {
                     }));
                 }
             }
+            Ok(Envelope::Quic(packet)) => self.tell_services(Inbound::Quic {
+                ring: r,
+                src,
+                packet,
+            }),
             Err(e) => {
                 self.malformed += 1;
                 if self.malformed == 1 {
@@ -392,6 +444,12 @@ impl Task {
             .push(RingRun::new(&self.secret, spec, self.accounts.len(), now));
         let r = self.rings.len() - 1;
         tracing::info!(ring = %spec.name, "joined a ring");
+        let up = Inbound::RingUp {
+            ring: r,
+            name: spec.name.clone(),
+            address: self.rings[r].me(),
+        };
+        self.tell_services(up);
         for a in 0..self.accounts.len() {
             if self.accounts[a].servers.is_some() {
                 self.start_xmpp_linker(r, a);
@@ -428,6 +486,7 @@ impl Task {
         ring.overlay = None;
         ring.friends.clear();
         tracing::info!(ring = %name, "left the ring");
+        self.tell_services(Inbound::RingGone { ring: r });
     }
 
     fn shutdown(&mut self) {

@@ -34,6 +34,10 @@ pub enum SigContext {
     Invite,
     /// A node's keys, answered to a friend's query ([`crate::node_keys`]).
     NodeKeys,
+    /// A broadcast on the ring (the daemon's services).
+    Broadcast,
+    /// A value written to the ring's DHT (the daemon's services).
+    DhtValue,
 }
 
 impl SigContext {
@@ -45,6 +49,8 @@ impl SigContext {
             SigContext::Record => b"chamber/sig/record/v1\0",
             SigContext::Invite => b"chamber/sig/invite/v1\0",
             SigContext::NodeKeys => b"chamber/sig/node-keys/v1\0",
+            SigContext::Broadcast => b"chamber/sig/broadcast/v1\0",
+            SigContext::DhtValue => b"chamber/sig/dht-value/v1\0",
         }
     }
 }
@@ -193,14 +199,7 @@ impl PublicKeys {
     /// cleared so it is an even (class 0) Brunet address. Only the holder of the identity key can
     /// sign records for it, so nobody can take over another node's position.
     pub fn overlay_address(&self) -> OverlayAddress {
-        let mut h = Sha256::new();
-        h.update(ADDRESS_DOMAIN);
-        h.update(self.identity.as_bytes());
-        let digest = h.finalize();
-        let mut a = [0u8; 20];
-        a.copy_from_slice(&digest[..20]);
-        a[19] &= !1;
-        OverlayAddress(a)
+        address_of_identity(self.identity.as_bytes())
     }
 
     /// Checks a signature made with [`NodeSecret::sign`] under the same context; strict
@@ -210,6 +209,37 @@ impl PublicKeys {
             .verify_strict(&signed_bytes(context, msg), sig)
             .map_err(|_| Error::BadSignature)
     }
+}
+
+/// The overlay address of the holder of the Ed25519 `identity` key (see
+/// [`PublicKeys::overlay_address`]).
+pub fn address_of_identity(identity: &[u8; 32]) -> OverlayAddress {
+    let mut h = Sha256::new();
+    h.update(ADDRESS_DOMAIN);
+    h.update(identity);
+    let digest = h.finalize();
+    let mut a = [0u8; 20];
+    a.copy_from_slice(&digest[..20]);
+    a[19] &= !1;
+    OverlayAddress(a)
+}
+
+/// Checks a detached signature (as [`NodeSecret::sign`] makes, in its 64-byte form) by the
+/// holder of the Ed25519 `identity` key, and returns that holder's overlay address: what a
+/// ring member needs to trust a broadcast or a DHT value that carries its writer's key.
+pub fn verify_by_identity(
+    identity: &[u8; 32],
+    context: SigContext,
+    msg: &[u8],
+    sig: &[u8; 64],
+) -> Result<OverlayAddress, Error> {
+    let key = VerifyingKey::from_bytes(identity).map_err(|_| Error::BadSignature)?;
+    if key.is_weak() {
+        return Err(Error::BadSignature);
+    }
+    key.verify_strict(&signed_bytes(context, msg), &Signature::from_bytes(sig))
+        .map_err(|_| Error::BadSignature)?;
+    Ok(address_of_identity(identity))
 }
 
 impl fmt::Debug for PublicKeys {
