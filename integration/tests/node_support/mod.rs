@@ -55,6 +55,27 @@ pub fn chamber_bin() -> &'static Path {
     })
 }
 
+/// An app from `examples/` (`chat`, `fileshare`, `vpn`), built like [`chamber_bin`] and
+/// found in `target/<profile>/examples/`.
+pub fn example_bin(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    let profile_dir = exe.parent().and_then(Path::parent).expect("target folder");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("workspace root");
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut build = Command::new(cargo);
+    build
+        .current_dir(root)
+        .args(["build", "--quiet", "-p", "chamber", "--example", name]);
+    if !cfg!(debug_assertions) {
+        build.arg("--release");
+    }
+    let status = build.status().expect("run cargo build for an example");
+    assert!(status.success(), "cargo build --example {name} failed");
+    profile_dir.join("examples").join(name)
+}
+
 /// One node's home folder in ring `lab` (see [`chamber_lab::node::NodeHome`]).
 pub struct NodeHome(node::NodeHome);
 
