@@ -11,6 +11,15 @@
 //!
 //! Headers are small JSON objects so the protocol stays readable in a trace; payloads
 //! (datagrams, values, stream bytes) travel raw.
+//!
+//! ```
+//! use chamber::api::frame::{Frame, Op};
+//! let f = Frame::message(&Op::Subscribe { service: "chat/lobby".into() }, Vec::new());
+//! let bytes = f.encode();
+//! let back = Frame::decode(&bytes[4..]).unwrap();
+//! assert_eq!(back.header::<Op>().unwrap(), Op::Subscribe { service: "chat/lobby".into() });
+//! assert!(Frame::decode(&[9]).is_err()); // an unknown kind is an error, not a panic
+//! ```
 
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};

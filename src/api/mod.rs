@@ -202,6 +202,16 @@ pub struct Client {
 impl Client {
     /// Connects to the daemon's app socket, in the ring named `ring` (`None`: the node's only
     /// ring).
+    ///
+    /// ```
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// use chamber::api::{ApiError, Client};
+    /// let missing = std::path::Path::new("/nonexistent/chamber/services.sock");
+    /// let err = Client::connect(missing, None).await.err().unwrap();
+    /// assert!(matches!(err, ApiError::NotRunning { .. }));
+    /// assert!(err.to_string().contains("chamber up")); // says what to do
+    /// # });
+    /// ```
     pub async fn connect(socket: &Path, ring: Option<&str>) -> Result<Client, ApiError> {
         let s = UnixStream::connect(socket)
             .await

@@ -7,6 +7,20 @@
 //! dht value  stored raw; the core's `sig` field is identity:32 ‖ Ed25519(ctx "dht-value",
 //!            key ‖ value), checked by every replica (`runtime::app::SignedValues`)
 //! ```
+//!
+//! ```
+//! use brunet_compat::address::Address;
+//! use chamber::services::signed::{open_broadcast, seal_broadcast};
+//! use xmpp_ext::NodeSecret;
+//!
+//! let me = NodeSecret::generate(&mut rand::rngs::OsRng);
+//! let my_address = Address::from_bytes(me.public().overlay_address().to_bytes());
+//! let wire = seal_broadcast(&me, "chat/lobby", b"hi all");
+//! let (service, payload) = open_broadcast(&my_address, &wire).unwrap();
+//! assert_eq!((service.as_str(), payload.as_slice()), ("chat/lobby", &b"hi all"[..]));
+//! // Claimed by another sender: refused.
+//! assert!(open_broadcast(&Address::from_bytes([2; 20]), &wire).is_err());
+//! ```
 
 use brunet_compat::address::Address as RingAddress;
 use sha2::{Digest, Sha256};
