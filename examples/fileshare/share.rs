@@ -174,12 +174,17 @@ async fn serve(mut stream: RingStream, table: &HashMap<Hash, Shared>) -> Result<
         tokio::time::timeout(IDLE, stream.read_exact(&mut req[1..]))
             .await
             .context("request cut short")??;
+        if req[..4] != proto::MAGIC {
+            // Not our protocol: nothing more on this stream can be trusted to be framed.
+            proto::refuse(&mut stream, "not a fileshare request (bad magic)").await?;
+            let _ = stream.shutdown().await;
+            bail!("malformed request (bad magic); stream closed");
+        }
         let req = match Request::parse(&req) {
             Ok(r) => r,
             Err(why) => {
                 proto::refuse(&mut stream, &why).await?;
-                let _ = stream.shutdown().await;
-                bail!("malformed request: {why}");
+                continue;
             }
         };
         let Some(file) = table.get(&req.hash) else {
