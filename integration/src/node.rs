@@ -83,6 +83,8 @@ impl NodeHome {
             rings: vec![RingEntry {
                 name: ring.into(),
                 secret: SecretRef::File(secret),
+                owner: None,
+                cert: None,
             }],
             ..Config::default()
         };

@@ -86,6 +86,7 @@ fn send_invite(
             &recipient.public(),
             "club",
             &ring,
+            None,
         )
         .expect("seal");
         let mut s = Session::login(&cfg).await.unwrap_or_else(|e| panic!("{e}"));

@@ -132,6 +132,18 @@ pub enum RingCommand {
     Create {
         /// The ring's name (yours; friends see it in your invites)
         name: String,
+        /// An owned ring: only friends you (or admins you name) invite get a certificate to
+        /// link, and you can put members out (`chamber ring revoke`)
+        #[arg(long)]
+        owned: bool,
+    },
+    /// Put a member out of an owned ring (owner or admin): its links close everywhere and its
+    /// certificate is void
+    Revoke {
+        /// The ring's name
+        name: String,
+        /// The member's bare JID
+        jid: String,
     },
     /// Send a friend (on your roster, running chamber) an invite to a ring, encrypted to their node key
     Invite {
@@ -139,6 +151,9 @@ pub enum RingCommand {
         name: String,
         /// The friend's bare JID
         jid: String,
+        /// Owned rings: make the friend an admin, who may invite and revoke (owner only)
+        #[arg(long)]
+        admin: bool,
     },
     /// Accept a pending invite (see `chamber status`) and join the ring
     Join {

@@ -15,13 +15,24 @@ use crate::picture;
 
 pub(super) async fn run(cmd: RingCommand, config_path: &Path) -> Result<(), CliError> {
     match cmd {
-        RingCommand::Create { name } => {
+        RingCommand::Create { name, owned } => {
             membership::check_name(&name)?;
-            let req = Request::RingCreate { name: name.clone() };
+            let req = Request::RingCreate {
+                name: name.clone(),
+                owned,
+            };
             change(config_path, req, &name, "created", |ks, _| {
-                membership::create(config_path, ks, &name).map(drop)
+                membership::create(config_path, ks, &name, owned).map(drop)
             })
             .await
+        }
+        RingCommand::Revoke { name, jid } => {
+            let req = Request::RingRevoke { name, jid };
+            let v = ask(&socket(config_path)?, &req, Duration::from_secs(10)).await?;
+            if let Some(text) = v.as_str() {
+                println!("{text}");
+            }
+            Ok(())
         }
         RingCommand::Join { name } => {
             let req = Request::RingJoin { name: name.clone() };
@@ -39,9 +50,9 @@ pub(super) async fn run(cmd: RingCommand, config_path: &Path) -> Result<(), CliE
             })
             .await
         }
-        RingCommand::Invite { name, jid } => {
+        RingCommand::Invite { name, jid, admin } => {
             let socket = socket(config_path)?;
-            let req = Request::RingInvite { name, jid };
+            let req = Request::RingInvite { name, jid, admin };
             let v = ask(&socket, &req, Duration::from_secs(15)).await?;
             let to = v.get("to").and_then(|t| t.as_str()).unwrap_or("?");
             let fp = v.get("fingerprint").and_then(|t| t.as_str()).unwrap_or("?");

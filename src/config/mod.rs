@@ -194,6 +194,12 @@ pub struct RingEntry {
     /// Where the ring's secret is.
     #[serde(default)]
     pub secret: SecretRef,
+    /// An owned ring's owner: its Ed25519 identity key, 64 hex digits.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
+    /// An owned ring: this node's member certificate, in hex (public; its key stays ours).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cert: Option<String>,
 }
 
 /// Where a ring's 32-byte secret is kept.

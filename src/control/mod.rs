@@ -36,6 +36,16 @@ pub enum Request {
     RingCreate {
         /// The ring's name.
         name: String,
+        /// An owned ring (this node's key owns it; members need its certificates).
+        #[serde(default)]
+        owned: bool,
+    },
+    /// Put a member out of an owned ring (owner or admin).
+    RingRevoke {
+        /// The ring's name.
+        name: String,
+        /// The member's bare JID.
+        jid: String,
     },
     /// Accept the pending invite to a ring and join it.
     RingJoin {
@@ -53,6 +63,9 @@ pub enum Request {
         name: String,
         /// The friend's bare JID.
         jid: String,
+        /// Owned rings: make the friend an admin (owner only).
+        #[serde(default)]
+        admin: bool,
     },
     /// Accept the changed node key a friend offers (see the status' pinned-key warnings).
     Trust {

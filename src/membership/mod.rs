@@ -10,10 +10,11 @@ use std::path::{Path, PathBuf};
 
 use rand::rngs::OsRng;
 use xmpp_ext::RingSecret;
+use xmpp_ext::cert::{MemberCert, Role};
 
 use crate::config::{Config, ConfigError, RingEntry, SecretRef};
 use crate::keystore::{Keystore, KeystoreError, SecretName};
-use crate::runtime::RingSpec;
+use crate::runtime::{OwnedRing, RingSpec};
 pub use pending::{InviteInfo, Pending, PendingInvites};
 
 /// Why a membership change failed.
@@ -55,6 +56,14 @@ pub enum MembershipError {
         name: String,
         /// The rings with pending invites.
         pending: Vec<String>,
+    },
+    /// The invite's certificate is not for this node, or does not check.
+    #[error(
+        "the invite to `{name}` carries no valid certificate for this node; ask the inviter to invite you again"
+    )]
+    BadCertificate {
+        /// The ring.
+        name: String,
     },
     /// The pending-invites file is unusable.
     #[error("the pending invites file {path} failed: {reason}")]
@@ -105,16 +114,46 @@ pub fn shell_word(name: &str) -> String {
     }
 }
 
+/// How long the owner's own certificate lasts (it can always sign itself a new one).
+const OWNER_CERT_DAYS: u64 = 10 * 365;
+
 /// Makes ring `name`: a fresh secret in the keystore and a `[[ring]]` entry in the
-/// configuration at `config_path`.
+/// configuration at `config_path`. An `owned` ring has this node's key as its owner key
+/// (DESIGN.md §7): only nodes holding a certificate it signed, or an admin it named signed,
+/// may link, and it can put members out.
 pub fn create(
     config_path: &Path,
     keystore: &Keystore,
     name: &str,
+    owned: bool,
 ) -> Result<RingSpec, MembershipError> {
     check_name(name)?;
     let secret = RingSecret::generate(&mut OsRng);
-    add(config_path, keystore, name, secret)
+    let owned = if owned {
+        let node = keystore.node_secret()?;
+        let config = Config::load(config_path)?;
+        let jid = config
+            .accounts
+            .first()
+            .map(|a| a.jid.clone())
+            .unwrap_or_default();
+        let now = crate::account::unix_ms();
+        let me = node.public().identity_bytes();
+        let cert = MemberCert::issue(
+            &node,
+            None,
+            secret.ring_id(),
+            me,
+            &jid,
+            Role::Admin,
+            now,
+            now + OWNER_CERT_DAYS * 86_400_000,
+        );
+        Some(OwnedRing { owner: me, cert })
+    } else {
+        None
+    };
+    add(config_path, keystore, name, secret, owned)
 }
 
 /// Accepts the pending invite to ring `name`: its secret to the keystore, the ring to the
@@ -141,7 +180,18 @@ pub fn accept(
             pending: Vec::new(),
         });
     };
-    add(config_path, keystore, name, p.invite.ring_secret)
+    let owned = match p.invite.owned {
+        Some((owner, cert)) => {
+            let me = keystore.node_secret()?.public().identity_bytes();
+            let now = crate::account::unix_ms();
+            if cert.subject != me || cert.verify(p.invite.ring_id, &owner, now).is_err() {
+                return Err(MembershipError::BadCertificate { name: name.into() });
+            }
+            Some(OwnedRing { owner, cert })
+        }
+        None => None,
+    };
+    add(config_path, keystore, name, p.invite.ring_secret, owned)
 }
 
 fn add(
@@ -149,6 +199,7 @@ fn add(
     keystore: &Keystore,
     name: &str,
     secret: RingSecret,
+    owned: Option<OwnedRing>,
 ) -> Result<RingSpec, MembershipError> {
     let mut config = Config::load(config_path)?;
     if config.rings.iter().any(|r| r.name == name) {
@@ -158,11 +209,14 @@ fn add(
     config.rings.push(RingEntry {
         name: name.into(),
         secret: SecretRef::Keystore,
+        owner: owned.as_ref().map(|o| hex::encode(o.owner)),
+        cert: owned.as_ref().map(|o| hex::encode(o.cert.encode())),
     });
     config.save(config_path)?;
     Ok(RingSpec {
         name: name.into(),
         secret,
+        owned,
     })
 }
 

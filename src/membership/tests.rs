@@ -37,13 +37,13 @@ fn node(seed: u64) -> NodeSecret {
 fn invite(ring: &str, secret: &RingSecret, from: &str, to: &NodeSecret) -> Invite {
     let from: BareJid = from.parse().unwrap();
     let mut rng = StdRng::seed_from_u64(7);
-    Invite::seal(&mut rng, &node(1), &from, &to.public(), ring, secret).unwrap()
+    Invite::seal(&mut rng, &node(1), &from, &to.public(), ring, secret, None).unwrap()
 }
 
 #[test]
 fn create_and_leave_change_config_and_keystore() {
     let h = home("create");
-    let spec = create(&h.config, &h.keystore, "club").unwrap();
+    let spec = create(&h.config, &h.keystore, "club", false).unwrap();
     let config = Config::load(&h.config).unwrap();
     assert_eq!(config.rings.len(), 1);
     assert_eq!(config.rings[0].secret, SecretRef::Keystore);
@@ -51,10 +51,10 @@ fn create_and_leave_change_config_and_keystore() {
     let read = crate::node::ring_spec(&config.rings[0], &h.keystore).unwrap();
     assert_eq!(read.secret, spec.secret);
     assert!(matches!(
-        create(&h.config, &h.keystore, "club"),
+        create(&h.config, &h.keystore, "club", false),
         Err(MembershipError::Exists { .. })
     ));
-    let other = create(&h.config, &h.keystore, "choir").unwrap();
+    let other = create(&h.config, &h.keystore, "choir", false).unwrap();
     assert_ne!(other.secret, spec.secret, "every ring gets a fresh secret");
 
     leave(&h.config, &h.keystore, "club").unwrap();

@@ -11,6 +11,7 @@ use tokio_xmpp::Stanza;
 use tokio_xmpp::jid::{BareJid, FullJid, Jid};
 use tokio_xmpp::parsers::iq::Iq;
 use tokio_xmpp::parsers::message::Message;
+use xmpp_ext::cert::{MemberCert, Role};
 use xmpp_ext::invite::Invite;
 use xmpp_ext::node_keys::{self, NodeKeys};
 use xmpp_ext::{Fingerprint, NodeSecret, RingSecret};
@@ -27,9 +28,42 @@ pub(super) type KeysSeen = tokio::sync::mpsc::UnboundedSender<(BareJid, Fingerpr
 const KEYS_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Where to send an invite and what it carries.
+/// How long a member certificate sent with an invite lasts.
+const CERT_DAYS: u64 = 365;
+
+/// Whether this node may invite to a ring: anyone to a plain ring; to an owned ring, the owner
+/// or an admin (and only the owner names admins).
+pub(super) fn may_invite(
+    node: &NodeSecret,
+    owned: Option<&crate::runtime::OwnedRing>,
+    admin: bool,
+) -> Result<(), String> {
+    let Some(o) = owned else {
+        return if admin {
+            Err("only owned rings have admins (`chamber ring create NAME --owned`)".into())
+        } else {
+            Ok(())
+        };
+    };
+    let me = node.public().identity_bytes();
+    if me == o.owner {
+        Ok(())
+    } else if admin {
+        Err("only the ring's owner can name admins".into())
+    } else if o.cert.role == Role::Admin {
+        Ok(())
+    } else {
+        Err("only the ring's owner or an admin can invite to an owned ring".into())
+    }
+}
+
 pub(super) struct Outgoing {
     pub ring: String,
     pub secret: RingSecret,
+    /// An owned ring: we issue the friend's certificate.
+    pub owned: Option<crate::runtime::OwnedRing>,
+    /// The certificate makes the friend an admin.
+    pub admin: bool,
     pub node: NodeSecret,
     pub friend: BareJid,
     pub targets: Vec<(AccountHandle, FullJid)>,
@@ -110,6 +144,25 @@ pub(super) async fn send(job: Outgoing) -> Result<serde_json::Value, String> {
             changed.push(format!("{to} offers node key {key}"));
             continue;
         }
+        let cert = job.owned.as_ref().map(|o| {
+            let now = crate::account::unix_ms();
+            let me = job.node.public().identity_bytes();
+            MemberCert::issue(
+                &job.node,
+                (me != o.owner).then(|| o.cert.clone()),
+                job.secret.ring_id(),
+                keys.identity_bytes(),
+                job.friend.as_str(),
+                if job.admin { Role::Admin } else { Role::Member },
+                now,
+                now + CERT_DAYS * 86_400_000,
+            )
+        });
+        let owned = job
+            .owned
+            .as_ref()
+            .zip(cert.as_ref())
+            .map(|(o, c)| (&o.owner, c));
         let invite = Invite::seal(
             &mut OsRng,
             &job.node,
@@ -117,6 +170,7 @@ pub(super) async fn send(job: Outgoing) -> Result<serde_json::Value, String> {
             &keys,
             &job.ring,
             &job.secret,
+            owned,
         )
         .map_err(|e| format!("cannot seal the invite: {e}"))?;
         let msg = invite.to_message(Jid::from(to.clone()));

@@ -20,6 +20,8 @@ use crate::runtime::{RingSpec, RuntimeHandle};
 /// The rings the node is in (with their secrets, for invites) and the invites it holds.
 pub(super) struct Rings {
     secrets: BTreeMap<String, RingSecret>,
+    /// Owned rings: the owner and our certificate (to invite with).
+    owned: BTreeMap<String, crate::runtime::OwnedRing>,
     pending: PendingInvites,
 }
 
@@ -48,6 +50,11 @@ impl Rings {
                 .iter()
                 .map(|s| (s.name.clone(), s.secret.clone()))
                 .collect(),
+            owned: setup
+                .ring_specs
+                .iter()
+                .filter_map(|s| Some((s.name.clone(), s.owned.clone()?)))
+                .collect(),
             pending,
         }
     }
@@ -73,7 +80,7 @@ impl Rings {
     pub async fn handle(&mut self, req: Request, reply: oneshot::Sender<Response>, mut cx: Cx<'_>) {
         let (cfg, ks) = (&cx.setup.config_path, &cx.setup.keystore);
         let joined = match req {
-            Request::RingCreate { name } => membership::create(cfg, ks, &name),
+            Request::RingCreate { name, owned } => membership::create(cfg, ks, &name, owned),
             Request::RingJoin { name } => membership::accept(cfg, ks, &mut self.pending, &name),
             Request::RingLeave { name } => {
                 let answer = match membership::leave(cfg, ks, &name) {
@@ -88,8 +95,16 @@ impl Rings {
                 let _ = reply.send(answer);
                 return;
             }
-            Request::RingInvite { name, jid } => {
-                self.invite(name, &jid, reply, &cx);
+            Request::RingInvite { name, jid, admin } => {
+                self.invite(name, &jid, admin, reply, &cx);
+                return;
+            }
+            Request::RingRevoke { name, jid } => {
+                let answer = match cx.runtime.revoke(name, jid).await {
+                    Ok(text) => Response::ok(Some(serde_json::Value::String(text))),
+                    Err(e) => Response::error(&e),
+                };
+                let _ = reply.send(answer);
                 return;
             }
             _ => {
@@ -111,17 +126,32 @@ impl Rings {
 
     async fn join_live(&mut self, spec: RingSpec, cx: &mut Cx<'_>) {
         self.secrets.insert(spec.name.clone(), spec.secret.clone());
+        if let Some(o) = &spec.owned {
+            self.owned.insert(spec.name.clone(), o.clone());
+        }
         cx.rv.add_ring(membership_of(&spec), Instant::now());
         cx.runtime.add_ring(spec).await;
     }
 
-    fn invite(&self, name: String, jid: &str, reply: oneshot::Sender<Response>, cx: &Cx<'_>) {
+    fn invite(
+        &self,
+        name: String,
+        jid: &str,
+        admin: bool,
+        reply: oneshot::Sender<Response>,
+        cx: &Cx<'_>,
+    ) {
         let Some(secret) = self.secrets.get(&name) else {
             let _ = reply.send(Response::error(&format!(
                 "this node is in no ring named `{name}`; `chamber ring list` shows its rings"
             )));
             return;
         };
+        let owned = self.owned.get(&name).cloned();
+        if let Err(e) = invites::may_invite(&cx.setup.secret, owned.as_ref(), admin) {
+            let _ = reply.send(Response::error(&e));
+            return;
+        }
         let (friend, targets) = match invites::targets(cx.rv, cx.handles, jid) {
             Ok(t) => t,
             Err(e) => {
@@ -132,6 +162,8 @@ impl Rings {
         let job = invites::Outgoing {
             ring: name,
             secret: secret.clone(),
+            owned,
+            admin,
             node: NodeSecret::from_bytes(&cx.setup.secret.to_bytes()),
             pinned: cx.rv.pinned(&friend),
             friend,

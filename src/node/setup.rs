@@ -164,9 +164,34 @@ pub fn ring_spec(r: &RingEntry, keystore: &Keystore) -> Result<RingSpec, NodeErr
         }
         SecretRef::File(path) => read_secret_file(path).map_err(err)?,
     };
+    let secret = RingSecret::from_bytes(bytes);
+    let owned = match (&r.owner, &r.cert) {
+        (None, None) => None,
+        (Some(owner), Some(cert)) => {
+            let owner: [u8; 32] = hex::decode(owner)
+                .ok()
+                .and_then(|o| o.try_into().ok())
+                .ok_or_else(|| err("`owner` is not 64 hex digits".into()))?;
+            let cert = hex::decode(cert)
+                .ok()
+                .and_then(|c| xmpp_ext::cert::MemberCert::decode(&c).ok())
+                .ok_or_else(|| err("`cert` is not a member certificate in hex".into()))?;
+            if let Err(e) = cert.verify(secret.ring_id(), &owner, crate::account::unix_ms()) {
+                tracing::warn!(ring = %r.name, %e, "this node's certificate for the ring does not check; peers will refuse its links until an admin invites it again");
+            }
+            Some(crate::runtime::OwnedRing { owner, cert })
+        }
+        _ => {
+            return Err(err(
+                "an owned ring needs both `owner` and `cert`; ask an admin to invite you again"
+                    .into(),
+            ));
+        }
+    };
     Ok(RingSpec {
         name: r.name.clone(),
-        secret: RingSecret::from_bytes(bytes),
+        secret,
+        owned,
     })
 }
 

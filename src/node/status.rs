@@ -206,6 +206,23 @@ fn write_overlay(f: &mut fmt::Formatter<'_>, o: &RingView) -> fmt::Result {
         if o.connected { "connected" } else { "joining" },
         o.size_estimate
     )?;
+    if let Some(w) = &o.owned {
+        writeln!(
+            f,
+            "  owned ring (owner {}…{}), our certificate: {}, expires {}; {} revoked{}; {} links refused",
+            &w.owner[..16.min(w.owner.len())],
+            if w.we_own { ", this node" } else { "" },
+            w.role,
+            crate::node::status::ms_date(w.cert_expires_ms),
+            w.revoked.len(),
+            if w.revoked.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", w.revoked.join(", "))
+            },
+            w.refused
+        )?;
+    }
     let side = |v: &[String]| v.iter().map(short).collect::<Vec<_>>().join(" ");
     writeln!(f, "  left  {}", side(&o.left))?;
     writeln!(f, "  right {}", side(&o.right))?;
@@ -237,4 +254,29 @@ fn write_overlay(f: &mut fmt::Formatter<'_>, o: &RingView) -> fmt::Result {
         writeln!(f)?;
     }
     Ok(())
+}
+
+/// A Unix-ms instant as a UTC date (`YYYY-MM-DD`), for certificates' expiry.
+pub(crate) fn ms_date(ms: u64) -> String {
+    let days = (ms / 86_400_000) as i64;
+    // Civil from days (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!("{y:04}-{m:02}-{d:02}")
+}
+
+#[cfg(test)]
+mod date_tests {
+    #[test]
+    fn dates() {
+        assert_eq!(super::ms_date(0), "1970-01-01");
+        assert_eq!(super::ms_date(1_795_000_000_000), "2026-11-18");
+    }
 }

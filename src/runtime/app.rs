@@ -60,6 +60,10 @@ pub(super) enum DhtWait {
     Put(oneshot::Sender<bool>),
     Get(oneshot::Sender<Option<Vec<DhtValue>>>),
     Remove(oneshot::Sender<bool>),
+    /// The runtime's own read of an owned ring's revocations.
+    Revocations,
+    /// The runtime's own write; nobody waits.
+    Ignored,
 }
 
 /// A DHT operation.
@@ -88,6 +92,27 @@ pub enum DhtOp {
         /// Found and removed.
         reply: oneshot::Sender<bool>,
     },
+}
+
+/// The ring key a DHT key name is stored under (names are hashed, never stored).
+pub fn dht_key(name: &str) -> RingAddress {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    h.update(b"chamber/dht-key/v1\0");
+    h.update(name.as_bytes());
+    let d = h.finalize();
+    let mut a = [0u8; 20];
+    a.copy_from_slice(&d[..20]);
+    // An even (class 0) address, as the core stores keys; the signature covers this one.
+    RingAddress::ah(a)
+}
+
+/// The core's `sig` field for `value` under `key`: `secret`'s identity key and signature.
+pub fn sign_dht(secret: &xmpp_ext::NodeSecret, key: &RingAddress, value: &[u8]) -> Vec<u8> {
+    let sig = secret.sign(SigContext::DhtValue, &dht_signed_bytes(key, value));
+    let mut v = secret.public().identity_bytes().to_vec();
+    v.extend_from_slice(&sig.to_bytes());
+    v
 }
 
 /// The bytes a DHT value's signature covers: the key, then the value.
@@ -199,6 +224,11 @@ impl Task {
             }
             (Some(DhtWait::Get(tx)), DhtDone::Values(v)) => {
                 let _ = tx.send(v);
+            }
+            (Some(DhtWait::Revocations), DhtDone::Values(Some(values))) => {
+                for v in values {
+                    self.revocation_in(r, &v.value);
+                }
             }
             _ => {}
         }

@@ -424,7 +424,6 @@ impl Task {
         tracing::info!(ring = %self.rings[r].name, %peer, ?kind, leaf, path = ?status.path.as_ref().map(|p| p.kind), "link up");
         let entry = LinkEntry::start(id, r, via, link, peer, self.cmds.clone());
         self.links.insert(id, entry);
-        let now = self.now();
         let input = Input::LinkUp {
             link: LinkId(id),
             peer,
@@ -432,8 +431,7 @@ impl Task {
             rtt: status.rtt,
             leaf,
         };
-        self.rings[r].core.handle_input(now, input);
-        self.drain(r);
+        self.admit_or_up(id, r, input);
     }
 
     pub(super) fn link_gone(&mut self, id: u64) {
@@ -445,7 +443,7 @@ impl Task {
     }
 
     /// Forgets link `id` and tells its core; the caller closes it if it is still open.
-    fn drop_link(&mut self, id: u64) -> Option<LinkEntry> {
+    pub(super) fn drop_link(&mut self, id: u64) -> Option<LinkEntry> {
         let l = self.links.remove(&id)?;
         let now = self.now();
         self.rings[l.ring]

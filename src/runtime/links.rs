@@ -24,6 +24,14 @@ pub(super) struct LinkEntry {
     pub sender: LinkSender,
     out: mpsc::Sender<Vec<u8>>,
     pub dropped: u64,
+    /// The peer's Ed25519 identity key (from its verified record).
+    pub identity: [u8; 32],
+    /// The peer's bare JID, when the link was signalled over XMPP.
+    pub jid: Option<String>,
+    /// Owned rings: the link waits for the peer's certificate.
+    pub waiting: Option<Box<super::admission::Waiting>>,
+    /// Owned rings: the peer's certificate, once it checked.
+    pub cert: Option<xmpp_ext::cert::MemberCert>,
 }
 
 impl LinkEntry {
@@ -37,6 +45,11 @@ impl LinkEntry {
         cmds: mpsc::Sender<Cmd>,
     ) -> LinkEntry {
         let sid = link.sid().to_owned();
+        let identity = link.record().keys().identity_bytes();
+        let jid = match &via {
+            Via::Xmpp(j) => Some(j.to_bare().to_string()),
+            Via::Ring => None,
+        };
         let (sender, rx) = link.split();
         // The datagram stream stays open while the sender lives; the end of a link is its
         // `Down` event (subscribed before the state is checked, so none is missed).
@@ -66,6 +79,10 @@ impl LinkEntry {
             sender,
             out,
             dropped: 0,
+            identity,
+            jid,
+            waiting: None,
+            cert: None,
         }
     }
 

@@ -13,10 +13,12 @@
 //! - [`links`]: each link's reader and writer task;
 //! - [`envelope`]: the runtime's own datagrams on the ring (signalling, ping);
 //! - `reqrep`: signalling requests over the ring sent again until answered;
+//! - `admission`: owned rings: member certificates on every link, revocations;
 //! - [`app`]: the services' packets, broadcasts and DHT requests (`crate::services`);
 //! - [`status`]: what `chamber status` and `chamber ring show` print.
 #![warn(missing_docs)]
 
+mod admission;
 pub mod app;
 mod connect;
 pub mod envelope;
@@ -38,6 +40,7 @@ use xmpp_ext::{NodeSecret, RingSecret};
 use crate::account::AccountHandle;
 use crate::link::{IceServer, Link, LinkError, LinkerConfig, PathHint};
 use crate::signal::{IqFailure, Reply};
+pub use admission::OwnedRing;
 pub use status::{LinkView, PeerView, PingReport, RingView};
 
 /// A ring the runtime runs.
@@ -47,6 +50,8 @@ pub struct RingSpec {
     pub name: String,
     /// The ring's secret (its id and link key derive from it).
     pub secret: RingSecret,
+    /// For an owned ring: the owner's key and our certificate.
+    pub owned: Option<OwnedRing>,
 }
 
 /// How a link came to be (for status and for choosing the leaf flag).
@@ -131,6 +136,11 @@ pub(crate) enum Cmd {
         ring: usize,
         reply: oneshot::Sender<Vec<(String, RingAddress)>>,
     },
+    Revoke {
+        ring: String,
+        jid: String,
+        reply: oneshot::Sender<Result<String, String>>,
+    },
     LeaveRing(String),
     Shutdown(oneshot::Sender<()>),
 }
@@ -203,6 +213,19 @@ impl RuntimeHandle {
     /// Runs a DHT operation on `key` in ring `ring`; its answer comes on the op's channel.
     pub async fn dht(&self, ring: usize, key: RingAddress, op: app::DhtOp) {
         self.send(Cmd::Dht { ring, key, op }).await;
+    }
+
+    /// Puts the member with bare JID `jid` out of the owned ring `ring` (owner or admin only).
+    pub async fn revoke(&self, ring: String, jid: String) -> Result<String, String> {
+        let (tx, rx) = oneshot::channel();
+        self.send(Cmd::Revoke {
+            ring,
+            jid,
+            reply: tx,
+        })
+        .await;
+        rx.await
+            .unwrap_or_else(|_| Err("the node is shutting down".into()))
     }
 
     /// Friends' bare JIDs and their addresses in ring `ring`.

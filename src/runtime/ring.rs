@@ -43,6 +43,10 @@ pub(super) struct RingRun {
     pub failed: BTreeMap<RingAddress, std::time::Instant>,
     /// The node left this ring (its slot stays so indices held by tasks stay valid).
     pub left: bool,
+    /// An owned ring's owner and our certificate.
+    pub owned: Option<super::OwnedRing>,
+    /// Owned rings: revocations known, links refused.
+    pub admission: super::admission::Admission,
 }
 
 impl RingRun {
@@ -76,6 +80,8 @@ impl RingRun {
             failed: BTreeMap::new(),
             vias: BTreeMap::new(),
             left: false,
+            owned: spec.owned.clone(),
+            admission: Default::default(),
         }
     }
 
@@ -148,6 +154,7 @@ mod tests {
         let spec = RingSpec {
             name: "t".into(),
             secret: RingSecret::from_bytes([1; 32]),
+            owned: None,
         };
         let mut r = RingRun::new(&secret, &spec, 1, Time::ZERO);
         for &b in addrs {

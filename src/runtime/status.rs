@@ -39,6 +39,26 @@ pub struct RingView {
     pub dropped_unroutable: u64,
     /// Links the core asked for that could not be made (then relayed).
     pub link_failures: u64,
+    /// An owned ring: the owner, our role and certificate, revocations known, links refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owned: Option<OwnedView>,
+}
+
+/// An owned ring, as this node stands in it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct OwnedView {
+    /// The owner key's fingerprint (SHA-256 of its identity key, hex).
+    pub owner: String,
+    /// This node is the owner.
+    pub we_own: bool,
+    /// Our certificate's role: member or admin.
+    pub role: String,
+    /// When our certificate expires (Unix ms).
+    pub cert_expires_ms: u64,
+    /// Members revoked.
+    pub revoked: Vec<String>,
+    /// Links refused for want of a valid certificate, and links closed after a revocation.
+    pub refused: u64,
 }
 
 /// A peer in the table.
@@ -164,6 +184,22 @@ impl Task {
             malformed: ring.core.stats().malformed + self.malformed,
             dropped_unroutable: ring.core.stats().no_route + ring.core.stats().ttl_drops,
             link_failures: ring.core.stats().link_failures,
+            owned: ring.owned.as_ref().map(|o| {
+                use sha2::{Digest, Sha256};
+                OwnedView {
+                    owner: hex::encode(Sha256::digest(o.owner)),
+                    we_own: o.owner == self.secret.public().identity_bytes(),
+                    role: format!("{:?}", o.cert.role).to_lowercase(),
+                    cert_expires_ms: o.cert.expires_ms,
+                    revoked: ring
+                        .admission
+                        .revocations
+                        .iter()
+                        .map(|r| r.jid.clone())
+                        .collect(),
+                    refused: ring.admission.refused,
+                }
+            }),
         }
     }
 

@@ -164,6 +164,7 @@ impl Task {
                                 self.link_friends(r);
                             }
                         }
+                        self.admission_tick();
                     }
                     self.signal_tick();
                 }
@@ -211,6 +212,13 @@ impl Task {
                 let Some(r) = self.links.get(&link).map(|l| l.ring) else {
                     return;
                 };
+                let mut bytes = Some(bytes);
+                if self.admission_data(link, &mut bytes) {
+                    return;
+                }
+                let Some(bytes) = bytes else {
+                    return;
+                };
                 let now = self.now();
                 let input = Input::ReceiveBytes {
                     link: LinkId(link),
@@ -235,6 +243,9 @@ impl Task {
             Cmd::AttachServices(tx) => self.attach_services(tx),
             Cmd::Broadcast { ring, end, data } => self.broadcast(ring, end, data),
             Cmd::Dht { ring, key, op } => self.dht(ring, key, op),
+            Cmd::Revoke { ring, jid, reply } => {
+                let _ = reply.send(self.revoke(&ring, &jid));
+            }
             Cmd::Friends { ring, reply } => {
                 let _ = reply.send(self.friends_of(ring));
             }
@@ -318,6 +329,9 @@ impl Task {
             Event::Deliver {
                 src, hops, data, ..
             } => self.deliver(r, src, hops, &data),
+            Event::Broadcast { data, .. } if data.starts_with(super::admission::REVOKE) => {
+                self.revocation_in(r, &data[super::admission::REVOKE.len()..]);
+            }
             Event::Broadcast { src, hops, data } => {
                 self.tell_services(Inbound::Broadcast {
                     ring: r,

@@ -23,11 +23,8 @@
 //! ```
 
 use brunet_compat::address::Address as RingAddress;
-use sha2::{Digest, Sha256};
 use xmpp_ext::NodeSecret;
 use xmpp_ext::keys::{SigContext, verify_by_identity};
-
-use crate::runtime::app::dht_signed_bytes;
 
 /// Longest service name.
 pub const MAX_SERVICE: usize = 255;
@@ -107,25 +104,7 @@ pub fn open_broadcast(src: &RingAddress, b: &[u8]) -> Result<(String, Vec<u8>), 
     Ok((service.to_owned(), payload.to_vec()))
 }
 
-/// The ring key a DHT key name is stored under (names are hashed, never stored).
-pub fn dht_key(name: &str) -> RingAddress {
-    let mut h = Sha256::new();
-    h.update(b"chamber/dht-key/v1\0");
-    h.update(name.as_bytes());
-    let d = h.finalize();
-    let mut a = [0u8; 20];
-    a.copy_from_slice(&d[..20]);
-    // An even (class 0) address, as the core stores keys; the signature covers this one.
-    RingAddress::ah(a)
-}
-
-/// The core's `sig` field for `value` under `key`: our identity key and signature.
-pub fn sign_dht(secret: &NodeSecret, key: &RingAddress, value: &[u8]) -> Vec<u8> {
-    let sig = secret.sign(SigContext::DhtValue, &dht_signed_bytes(key, value));
-    let mut v = secret.public().identity_bytes().to_vec();
-    v.extend_from_slice(&sig.to_bytes());
-    v
-}
+pub use crate::runtime::app::{dht_key, sign_dht};
 
 #[cfg(test)]
 mod tests {

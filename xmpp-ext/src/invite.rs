@@ -10,8 +10,9 @@
 //! 4. signature = Ed25519(inviter identity, "chamber/sig/invite/v1\0" ‖ header ‖ ciphertext);
 //!
 //! where header = version ‖ inviter identity key ‖ inviter Noise key ‖ R ‖ E ‖ len16(jid) ‖
-//! inviter bare JID, and plaintext = ring id ‖ ring secret ‖ len8(name) ‖ name. The XMPP server
-//! and anyone else on the path see only who invites whom.
+//! inviter bare JID, and plaintext = ring id ‖ ring secret ‖ len8(name) ‖ name, followed for
+//! an owned ring by owner key ‖ len16(cert) ‖ the invitee's member certificate ([`crate::cert`]).
+//! The XMPP server and anyone else on the path see only who invites whom.
 //!
 //! ```xml
 //! <message to='bob@example.net' type='normal'>
@@ -43,14 +44,15 @@ pub const MAX_RING_NAME: usize = 128;
 
 /// Bounds for [`Invite::from_xml`].
 pub const LIMITS: Limits = Limits {
-    max_bytes: 2048,
+    max_bytes: 8192,
     max_elements: 1,
 };
 
 const KDF_SALT: &[u8] = b"chamber/invite/v1";
 const TAG_LEN: usize = 16;
 const MIN_PLAINTEXT: usize = 32 + 32 + 1;
-const MAX_CIPHERTEXT: usize = MIN_PLAINTEXT + MAX_RING_NAME + TAG_LEN;
+const MAX_CIPHERTEXT: usize =
+    MIN_PLAINTEXT + MAX_RING_NAME + 32 + 2 + crate::cert::MAX_CERT + TAG_LEN;
 
 /// A sealed invite, as sent or received. Its inviter is known (for key pinning) before it is
 /// opened.
@@ -72,6 +74,8 @@ pub struct RingInvite {
     pub ring_name: String,
     /// The ring secret.
     pub ring_secret: RingSecret,
+    /// For an owned ring: the owner's identity key and the invitee's certificate.
+    pub owned: Option<([u8; 32], crate::cert::MemberCert)>,
 }
 
 impl Invite {
@@ -84,6 +88,7 @@ impl Invite {
         recipient: &PublicKeys,
         ring_name: &str,
         ring_secret: &RingSecret,
+        owned: Option<(&[u8; 32], &crate::cert::MemberCert)>,
     ) -> Result<Self, Error> {
         if ring_name.len() > MAX_RING_NAME {
             return Err(Error::InvalidValue {
@@ -101,6 +106,12 @@ impl Invite {
         plain.extend_from_slice(ring_secret.as_bytes());
         plain.push(ring_name.len() as u8);
         plain.extend_from_slice(ring_name.as_bytes());
+        if let Some((owner, cert)) = owned {
+            let c = cert.encode();
+            plain.extend_from_slice(owner);
+            plain.extend_from_slice(&(c.len() as u16).to_be_bytes());
+            plain.extend_from_slice(&c);
+        }
         let mut invite = Invite {
             inviter: inviter.public(),
             recipient: recipient.noise_bytes(),
@@ -271,10 +282,27 @@ fn parse_plaintext(p: &[u8]) -> Result<RingInvite, Error> {
     let mut secret = Zeroizing::new([0u8; 32]);
     secret.copy_from_slice(&p[32..64]);
     let name_len = usize::from(p[64]);
-    let name = &p[MIN_PLAINTEXT..];
-    if name.len() != name_len {
-        return Err(Error::Inconsistent("ring name length"));
-    }
+    let name = p
+        .get(MIN_PLAINTEXT..MIN_PLAINTEXT + name_len)
+        .ok_or(Error::Inconsistent("ring name length"))?;
+    let rest = &p[MIN_PLAINTEXT + name_len..];
+    let owned = if rest.is_empty() {
+        None
+    } else {
+        let owner: [u8; 32] = rest
+            .get(..32)
+            .and_then(|o| o.try_into().ok())
+            .ok_or(Error::Inconsistent("owner key"))?;
+        let n = rest
+            .get(32..34)
+            .map(|n| usize::from(u16::from_be_bytes([n[0], n[1]])))
+            .ok_or(Error::Inconsistent("certificate length"))?;
+        let cert = rest
+            .get(34..)
+            .filter(|c| c.len() == n)
+            .ok_or(Error::Inconsistent("certificate length"))?;
+        Some((owner, crate::cert::MemberCert::decode(cert)?))
+    };
     let ring_name = std::str::from_utf8(name).map_err(|_| Error::InvalidValue {
         field: "ring name",
         reason: "not UTF-8",
@@ -287,6 +315,7 @@ fn parse_plaintext(p: &[u8]) -> Result<RingInvite, Error> {
         ring_id: RingId(id),
         ring_name: ring_name.to_owned(),
         ring_secret,
+        owned,
     })
 }
 
@@ -311,6 +340,7 @@ mod tests {
             &node(2).public(),
             name,
             &secret,
+            None,
         )
         .unwrap();
         (i, secret)
@@ -383,12 +413,22 @@ mod tests {
                 &jid("a@b"),
                 &node(2).public(),
                 &long,
-                &s
+                &s,
+                None
             )
             .is_err()
         );
         let max = "n".repeat(MAX_RING_NAME);
-        let i = Invite::seal(&mut rng, &node(1), &jid("a@b"), &node(2).public(), &max, &s).unwrap();
+        let i = Invite::seal(
+            &mut rng,
+            &node(1),
+            &jid("a@b"),
+            &node(2).public(),
+            &max,
+            &s,
+            None,
+        )
+        .unwrap();
         let text = xml::to_string(&i.to_element()).unwrap();
         assert!(text.len() < LIMITS.max_bytes);
         let opened = Invite::from_xml(text.as_bytes())

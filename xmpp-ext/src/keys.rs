@@ -38,6 +38,10 @@ pub enum SigContext {
     Broadcast,
     /// A value written to the ring's DHT (the daemon's services).
     DhtValue,
+    /// A member certificate of an owned ring ([`crate::cert`]).
+    Cert,
+    /// A revocation in an owned ring ([`crate::cert`]).
+    Revocation,
 }
 
 impl SigContext {
@@ -51,6 +55,8 @@ impl SigContext {
             SigContext::NodeKeys => b"chamber/sig/node-keys/v1\0",
             SigContext::Broadcast => b"chamber/sig/broadcast/v1\0",
             SigContext::DhtValue => b"chamber/sig/dht-value/v1\0",
+            SigContext::Cert => b"chamber/sig/cert/v1\0",
+            SigContext::Revocation => b"chamber/sig/revocation/v1\0",
         }
     }
 }

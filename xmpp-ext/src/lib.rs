@@ -43,6 +43,7 @@
 
 pub mod announce;
 pub mod caps;
+pub mod cert;
 mod error;
 pub mod extdisco;
 pub mod invite;

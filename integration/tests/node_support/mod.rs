@@ -115,6 +115,8 @@ impl NodeHome {
                 chamber::config::RingEntry {
                     name: (*name).into(),
                     secret: chamber::config::SecretRef::File(path),
+                    owner: None,
+                    cert: None,
                 }
             })
             .collect();

@@ -1,0 +1,186 @@
+//! Owned rings over real nodes (issue 8): n0 creates ring `club --owned` and invites three
+//! friends, who join with the certificates their invites carry and link. A member whose
+//! certificate is forged (its signature broken, the ring key still right) gets no link. The
+//! owner revokes a member: every node closes its links within 30 s, and it stays out.
+
+mod common;
+mod node_support;
+mod ring_support;
+
+use std::time::{Duration, Instant};
+
+use chamber::node::NodeStatus;
+use chamber::runtime::RingView;
+use ring_support::start_loopback;
+
+fn club(s: &NodeStatus) -> Option<&RingView> {
+    s.rings.iter().find(|r| r.name == "club")?.overlay.as_ref()
+}
+
+fn club_peers(s: &NodeStatus) -> Vec<String> {
+    club(s).map_or_else(Vec::new, |v| {
+        v.peers
+            .iter()
+            .filter(|p| p.link.is_some() || p.relay_via.is_some())
+            .map(|p| p.address.clone())
+            .collect()
+    })
+}
+
+fn run_ok(ring: &ring_support::Ring, i: usize, args: &[&str]) -> String {
+    let out = ring.homes[i].run(ring.host(i), args, "");
+    assert!(
+        out.status.success(),
+        "n{i}: chamber {}: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn wait(what: &str, limit: Duration, mut ok: impl FnMut() -> bool) -> Duration {
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        if ok() {
+            return start.elapsed();
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    panic!("{what}: not within {limit:?}");
+}
+
+#[test]
+fn owner_invites_forged_certificates_stay_out_and_a_revoked_member_is_put_out() {
+    if !common::lab_available() {
+        return;
+    }
+    let mut ring = start_loopback(4, 0, false);
+    ring.all_online();
+    run_ok(&ring, 0, &["ring", "create", "club", "--owned"]);
+    for (i, jid) in [
+        (1, "user2@alpha.lab"),
+        (2, "user3@alpha.lab"),
+        (3, "user4@alpha.lab"),
+    ] {
+        run_ok(&ring, 0, &["ring", "invite", "club", jid]);
+        wait("the invite arrives", Duration::from_secs(20), || {
+            ring.homes[i]
+                .status()
+                .is_some_and(|s| !s.invites.is_empty())
+        });
+        run_ok(&ring, i, &["ring", "join", "club"]);
+    }
+    let addr = |i: usize| {
+        club(&ring.homes[i].status().expect("status"))
+            .expect("club")
+            .address
+            .clone()
+    };
+    let addrs: Vec<String> = (0..4).map(addr).collect();
+    let t = wait("all four linked in club", Duration::from_secs(40), || {
+        (0..4).all(|i| {
+            ring.homes[i].status().is_some_and(|s| {
+                let p = club_peers(&s);
+                (0..4).filter(|&j| j != i).all(|j| p.contains(&addrs[j]))
+            })
+        })
+    });
+    eprintln!(
+        "owned ring of 4 linked {} ms after the last join",
+        t.as_millis()
+    );
+    let s0 = ring.homes[0].status().expect("status");
+    let owned = club(&s0).and_then(|v| v.owned.clone()).expect("owned view");
+    assert!(owned.we_own && owned.role == "admin", "{owned:?}");
+    let s1 = ring.homes[1].status().expect("status");
+    let owned1 = club(&s1).and_then(|v| v.owned.clone()).expect("owned view");
+    assert!(!owned1.we_own && owned1.role == "member", "{owned1:?}");
+    // A member cannot invite or revoke.
+    let refused = ring.homes[1].run(
+        ring.host(1),
+        &["ring", "revoke", "club", "user3@alpha.lab"],
+        "",
+    );
+    assert!(!refused.status.success(), "a plain member must not revoke");
+
+    // n3's certificate is forged (a byte of its signature flipped): after a restart, nobody
+    // links to it, though it still has the ring key.
+    ring.daemons[3].terminate();
+    let cfg_path = &ring.homes[3].config;
+    let mut cfg = chamber::config::Config::load(cfg_path).expect("config");
+    let entry = cfg
+        .rings
+        .iter_mut()
+        .find(|r| r.name == "club")
+        .expect("club entry");
+    let mut cert = hex::decode(entry.cert.as_ref().expect("cert")).expect("hex");
+    let last = cert.len() - 1;
+    cert[last] ^= 0x40;
+    entry.cert = Some(hex::encode(&cert));
+    cfg.save(cfg_path).expect("save");
+    ring.daemons[3] = ring.homes[3].up(ring.host(3));
+    wait(
+        "the forged member's links are gone",
+        Duration::from_secs(30),
+        || {
+            (0..3).all(|i| {
+                ring.homes[i]
+                    .status()
+                    .is_some_and(|s| !club_peers(&s).contains(&addrs[3]))
+            })
+        },
+    );
+    std::thread::sleep(Duration::from_secs(12));
+    let s3 = ring.homes[3].status().expect("n3 status");
+    assert!(
+        club_peers(&s3).is_empty(),
+        "a forged certificate must get no link: {:?}",
+        club_peers(&s3)
+    );
+    let refused_total: u64 = (0..3)
+        .filter_map(|i| ring.homes[i].status())
+        .filter_map(|s| club(&s).and_then(|v| v.owned.as_ref()).map(|o| o.refused))
+        .sum();
+    assert!(
+        refused_total > 0,
+        "the members must have refused n3's links"
+    );
+
+    // The owner revokes n2: its links close everywhere within 30 s, and it stays out.
+    let said = run_ok(&ring, 0, &["ring", "revoke", "club", "user3@alpha.lab"]);
+    assert!(said.contains("revoked"), "{said}");
+    let t = wait(
+        "the revoked member's links close",
+        Duration::from_secs(30),
+        || {
+            [0, 1].iter().all(|&i| {
+                ring.homes[i]
+                    .status()
+                    .is_some_and(|s| !club_peers(&s).contains(&addrs[2]))
+            }) && ring.homes[2]
+                .status()
+                .is_some_and(|s| club_peers(&s).is_empty())
+        },
+    );
+    eprintln!(
+        "revoked member out {} ms after `chamber ring revoke`",
+        t.as_millis()
+    );
+    let s1 = ring.homes[1].status().expect("status");
+    let revoked = club(&s1)
+        .and_then(|v| v.owned.as_ref())
+        .map(|o| o.revoked.clone());
+    assert_eq!(revoked, Some(vec!["user3@alpha.lab".to_string()]));
+    // n0 and n1 still have each other.
+    let s0 = ring.homes[0].status().expect("status");
+    assert!(
+        club_peers(&s0).contains(&addrs[1]),
+        "the ring of the others stays"
+    );
+    std::thread::sleep(Duration::from_secs(10));
+    let s2 = ring.homes[2].status().expect("status");
+    assert!(
+        club_peers(&s2).is_empty(),
+        "a revoked member must not link again"
+    );
+}
