@@ -95,7 +95,7 @@ pub async fn run(client: Client, files: Vec<PathBuf>, name: Option<String>) -> R
     }
     let client = Arc::new(client);
     let table = Arc::new(table);
-    let mut listener = client
+    let listener = client
         .listen(proto::SERVICE)
         .await
         .context("cannot listen for fetches")?;
@@ -105,26 +105,17 @@ pub async fn run(client: Client, files: Vec<PathBuf>, name: Option<String>) -> R
         records.len(),
         client.ring()
     );
-    let slots = Arc::new(Semaphore::new(MAX_STREAMS));
+    // Streams are taken on their own task, so nothing else cancels an accept half-way.
+    let mut serving = tokio::spawn(accept_loop(listener, table));
     let mut republish = tokio::time::interval(crate::REPUBLISH);
     republish.tick().await;
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-    loop {
+    let outcome = loop {
         tokio::select! {
-            accepted = listener.accept() => {
-                let (stream, from) = accepted.context("the daemon stopped taking streams")?;
-                let Ok(slot) = slots.clone().try_acquire_owned() else {
-                    tracing::warn!(%from, "too many fetches at once; stream refused");
-                    let mut stream = stream;
-                    let _ = proto::refuse(&mut stream, "busy: too many fetches at once").await;
-                    continue;
-                };
-                let table = table.clone();
-                tokio::spawn(async move {
-                    if let Err(e) = serve(stream, &table).await {
-                        tracing::info!(%from, "stream ended: {e}");
-                    }
-                    drop(slot);
+            ended = &mut serving => {
+                break Err(match ended {
+                    Ok(e) => e,
+                    Err(e) => anyhow::anyhow!("the server task failed: {e}"),
                 });
             }
             _ = republish.tick() => {
@@ -132,17 +123,50 @@ pub async fn run(client: Client, files: Vec<PathBuf>, name: Option<String>) -> R
                     eprintln!("fileshare: could not refresh the DHT records (will retry): {e:#}");
                 }
             }
-            _ = tokio::signal::ctrl_c() => break,
-            _ = term.recv() => break,
+            _ = tokio::signal::ctrl_c() => break Ok(()),
+            _ = term.recv() => break Ok(()),
         }
-    }
+    };
+    serving.abort();
     for (hash, r) in &records {
         let v = r.encode();
         let _ = client.dht_remove(&proto::file_key(hash), &v).await;
         let _ = client.dht_remove(&proto::list_key(hash), &v).await;
     }
     println!("stopped sharing");
-    Ok(())
+    outcome
+}
+
+/// Takes fetchers' streams and serves each on its own task; returns why it stopped.
+async fn accept_loop(
+    mut listener: chamber::api::Listener,
+    table: Arc<HashMap<Hash, Shared>>,
+) -> anyhow::Error {
+    let slots = Arc::new(Semaphore::new(MAX_STREAMS));
+    loop {
+        let (mut stream, from) = match listener.accept().await {
+            Ok(s) => s,
+            // The daemon refused to hand over one stream (it timed out): keep taking others.
+            Err(chamber::api::ApiError::Refused(e)) => {
+                tracing::info!("a stream could not be taken: {e}");
+                continue;
+            }
+            Err(e) => return anyhow::anyhow!("the daemon stopped handing over streams: {e}"),
+        };
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            tracing::warn!(%from, "too many fetches at once; stream refused");
+            let _ = proto::refuse(&mut stream, "busy: too many fetches at once").await;
+            let _ = stream.shutdown().await;
+            continue;
+        };
+        let table = table.clone();
+        tokio::spawn(async move {
+            if let Err(e) = serve(stream, &table).await {
+                tracing::info!(%from, "stream ended: {e}");
+            }
+            drop(slot);
+        });
+    }
 }
 
 /// Writes every record under its two keys.
