@@ -105,6 +105,29 @@ mod tests {
     use crate::trust::KeySource;
 
     #[test]
+    fn the_trust_request_is_one_json_line_with_defaults() {
+        let r: Request = serde_json::from_str(r#"{"cmd":"trust","jid":"bob@b.lab"}"#).unwrap();
+        assert_eq!(
+            r,
+            Request::Trust {
+                jid: "bob@b.lab".into(),
+                fingerprint: None,
+                keep_old: false
+            }
+        );
+        let line = serde_json::to_string(&Request::Trust {
+            jid: "bob@b.lab".into(),
+            fingerprint: Some("ab".into()),
+            keep_old: true,
+        })
+        .unwrap();
+        assert_eq!(
+            line,
+            r#"{"cmd":"trust","jid":"bob@b.lab","fingerprint":"ab","keep_old":true}"#
+        );
+    }
+
+    #[test]
     fn the_prompt_shows_both_fingerprints_in_groups() {
         let w = KeyWarning {
             jid: "bob@b.lab".into(),
