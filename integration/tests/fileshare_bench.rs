@@ -300,7 +300,7 @@ fn stream_throughput_direct_and_relayed_against_plain_quic() {
         );
         // The app on the same path: a 100 MB fetch.
         let src = dir.join(format!("{label}.bin"));
-        let hash = fileshare_support::random_file(&src, bytes as usize, 9);
+        let hash = fileshare_support::random_file(&src, bytes as usize);
         let sharer = Sharer::start(&ring, to, &[&src], dir.join(format!("{label}.log")));
         fileshare_support::wait_listed(&ring, from, &hash, 1, Duration::from_secs(60));
         let out = dir.join(format!("{label}.out"));
@@ -350,7 +350,7 @@ fn memory_of_a_node_serving_ten_concurrent_fetches() {
     std::fs::create_dir_all(&dir).expect("dir");
     let size = 64 << 20;
     let src = dir.join("shared.bin");
-    let hash = fileshare_support::random_file(&src, size, 10);
+    let hash = fileshare_support::random_file(&src, size);
     let mut sharer = Sharer::start(&ring, 0, &[&src], dir.join("share.log"));
     for i in [1, 2] {
         fileshare_support::wait_listed(&ring, i, &hash, 1, Duration::from_secs(60));

@@ -53,7 +53,7 @@ fn a_file_shared_on_two_nodes_is_fetched_from_both_resumed_and_survives_holders_
     let dir = work_dir(&ring, "fileshare");
     let src = dir.join("big.bin");
     let size = 40 << 20;
-    let hash = fileshare_support::random_file(&src, size, 7);
+    let hash = fileshare_support::random_file(&src, size);
     let mut sharers = vec![
         Sharer::start(&ring, 0, &[&src], dir.join("share0.log")),
         Sharer::start(&ring, 1, &[&src], dir.join("share1.log")),
@@ -391,7 +391,7 @@ fn two_hundred_megabytes_cross_a_relayed_path_between_symmetric_nats_byte_exact(
     let dir = work_dir(&ring, "fileshare-200");
     let src = dir.join("two-hundred.bin");
     let size: u64 = 200_000_000;
-    let hash = fileshare_support::random_file(&src, size as usize, 200);
+    let hash = fileshare_support::random_file(&src, size as usize);
     let _sharer = Sharer::start(&ring, holder, &[&src], dir.join("share.log"));
     fileshare_support::wait_listed(&ring, fetcher, &hash, 1, Duration::from_secs(60));
     let out = dir.join("fetched.bin");

@@ -8,8 +8,6 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use rand::{RngCore, SeedableRng};
-
 use super::node_support;
 use super::ring_support::Ring;
 
@@ -103,15 +101,17 @@ impl Drop for Sharer {
     }
 }
 
-/// A file of `len` random bytes (seeded) at `path`; returns its SHA-256 hex.
-pub fn random_file(path: &Path, len: usize, seed: u64) -> String {
-    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+/// A file of `len` random bytes (from `/dev/urandom`, fast even in a debug build) at `path`;
+/// returns its SHA-256 hex.
+pub fn random_file(path: &Path, len: usize) -> String {
+    use std::io::Read;
+    let mut rng = std::fs::File::open("/dev/urandom").expect("open /dev/urandom");
     let mut f = std::io::BufWriter::new(std::fs::File::create(path).expect("create file"));
     let mut buf = vec![0u8; 1 << 20];
     let mut left = len;
     while left > 0 {
         let n = left.min(buf.len());
-        rng.fill_bytes(&mut buf[..n]);
+        rng.read_exact(&mut buf[..n]).expect("read /dev/urandom");
         f.write_all(&buf[..n]).expect("write file");
         left -= n;
     }
