@@ -1,7 +1,9 @@
 //! Owned rings over real nodes (issue 8): n0 creates ring `club --owned` and invites three
 //! friends, who join with the certificates their invites carry and link. A member whose
 //! certificate is forged (its signature broken, the ring key still right) gets no link. The
-//! owner revokes a member: every node closes its links within 30 s, and it stays out.
+//! owner revokes a member: every node closes its links within 30 s, and it stays out. A
+//! member invited for a few minutes has its certificate renewed by the owner before it runs
+//! out, and its links stay up through the old one's expiry.
 
 mod common;
 mod node_support;

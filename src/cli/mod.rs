@@ -154,6 +154,10 @@ pub enum RingCommand {
         /// Owned rings: make the friend an admin, who may invite and revoke (owner only)
         #[arg(long)]
         admin: bool,
+        /// Owned rings: days the friend's certificate lasts (default 365; fractions allowed).
+        /// Its node asks the owner for a new one when two thirds are gone.
+        #[arg(long)]
+        days: Option<f64>,
     },
     /// Accept a pending invite (see `chamber status`) and join the ring
     Join {

@@ -50,9 +50,28 @@ pub(super) async fn run(cmd: RingCommand, config_path: &Path) -> Result<(), CliE
             })
             .await
         }
-        RingCommand::Invite { name, jid, admin } => {
+        RingCommand::Invite {
+            name,
+            jid,
+            admin,
+            days,
+        } => {
             let socket = socket(config_path)?;
-            let req = Request::RingInvite { name, jid, admin };
+            let valid_secs = match days {
+                Some(d) if d.is_finite() && d > 0.0 => Some((d * 86_400.0).round() as u64),
+                Some(d) => {
+                    return Err(CliError::Usage(format!(
+                        "--days {d}: a certificate must last a positive number of days"
+                    )));
+                }
+                None => None,
+            };
+            let req = Request::RingInvite {
+                name,
+                jid,
+                admin,
+                valid_secs,
+            };
             let v = ask(&socket, &req, Duration::from_secs(15)).await?;
             let to = v.get("to").and_then(|t| t.as_str()).unwrap_or("?");
             let fp = v.get("fingerprint").and_then(|t| t.as_str()).unwrap_or("?");

@@ -66,6 +66,10 @@ pub enum Request {
         /// Owned rings: make the friend an admin (owner only).
         #[serde(default)]
         admin: bool,
+        /// Owned rings: how long the friend's certificate lasts (default a year); renewed
+        /// by the owner before it runs out.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        valid_secs: Option<u64>,
     },
     /// Accept the changed node key a friend offers (see the status' pinned-key warnings).
     Trust {

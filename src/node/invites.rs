@@ -27,10 +27,6 @@ pub(super) type KeysSeen = tokio::sync::mpsc::UnboundedSender<(BareJid, Fingerpr
 /// How long a friend's node has to answer the keys query.
 const KEYS_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Where to send an invite and what it carries.
-/// How long a member certificate sent with an invite lasts.
-const CERT_DAYS: u64 = 365;
-
 /// Whether this node may invite to a ring: anyone to a plain ring; to an owned ring, the owner
 /// or an admin (and only the owner names admins).
 pub(super) fn may_invite(
@@ -57,6 +53,7 @@ pub(super) fn may_invite(
     }
 }
 
+/// Where to send an invite and what it carries.
 pub(super) struct Outgoing {
     pub ring: String,
     pub secret: RingSecret,
@@ -64,6 +61,8 @@ pub(super) struct Outgoing {
     pub owned: Option<crate::runtime::OwnedRing>,
     /// The certificate makes the friend an admin.
     pub admin: bool,
+    /// How long the certificate lasts.
+    pub valid_secs: u64,
     pub node: NodeSecret,
     pub friend: BareJid,
     pub targets: Vec<(AccountHandle, FullJid)>,
@@ -155,7 +154,7 @@ pub(super) async fn send(job: Outgoing) -> Result<serde_json::Value, String> {
                 job.friend.as_str(),
                 if job.admin { Role::Admin } else { Role::Member },
                 now,
-                now + CERT_DAYS * 86_400_000,
+                now + job.valid_secs * 1000,
             )
         });
         let owned = job

@@ -13,6 +13,7 @@
 mod bridge;
 mod invites;
 mod reflection;
+mod renewal;
 mod rings;
 mod setup;
 mod status;
@@ -69,7 +70,14 @@ pub async fn run(setup: NodeSetup, shutdown: impl Future<Output = ()>) -> Result
         RuntimeConfig::default(),
     );
     let app_socket = crate::services::app_socket::socket_path(&setup.control_socket);
-    let apps = start_services(&setup.secret, &runtime, &app_socket).await?;
+    let (apps, services) = start_services(&setup.secret, &runtime, &app_socket).await?;
+    renewal::serve(&services, runtime.clone());
+    let renewing = tokio::spawn(renewal::run(
+        setup.config_path.clone(),
+        NodeSecret::from_bytes(&setup.secret.to_bytes()),
+        services,
+        runtime.clone(),
+    ));
     let mut rv = Rendezvous::new(
         NodeSecret::from_bytes(&setup.secret.to_bytes()),
         setup.rings.clone(),
@@ -199,6 +207,7 @@ pub async fn run(setup: NodeSetup, shutdown: impl Future<Output = ()>) -> Result
     futures::future::join_all(handles.iter().map(|h| h.close(CLOSE_TIMEOUT))).await;
     server.abort();
     apps.abort();
+    renewing.abort();
     let _ = std::fs::remove_file(&setup.control_socket);
     let _ = std::fs::remove_file(&app_socket);
     Ok(())
@@ -209,16 +218,18 @@ async fn start_services(
     secret: &NodeSecret,
     runtime: &RuntimeHandle,
     path: &std::path::Path,
-) -> Result<tokio::task::JoinHandle<()>, NodeError> {
+) -> Result<(tokio::task::JoinHandle<()>, crate::services::Services), NodeError> {
     let services = crate::services::Services::spawn(secret, runtime.clone()).await?;
     let listener =
         crate::services::app_socket::bind(path).map_err(|source| NodeError::AppSocket {
             path: path.into(),
             source,
         })?;
-    Ok(tokio::spawn(crate::services::app_socket::serve(
-        listener, services,
-    )))
+    let serving = tokio::spawn(crate::services::app_socket::serve(
+        listener,
+        services.clone(),
+    ));
+    Ok((serving, services))
 }
 
 async fn sleep_until(when: Option<std::time::Instant>) {

@@ -17,6 +17,9 @@ use crate::membership::{self, InviteInfo, PendingInvites};
 use crate::rendezvous::{Rendezvous, RingMembership};
 use crate::runtime::{RingSpec, RuntimeHandle};
 
+/// How long a member certificate sent with an invite lasts, by default.
+const CERT_SECS: u64 = 365 * 86_400;
+
 /// The rings the node is in (with their secrets, for invites) and the invites it holds.
 pub(super) struct Rings {
     secrets: BTreeMap<String, RingSecret>,
@@ -95,8 +98,13 @@ impl Rings {
                 let _ = reply.send(answer);
                 return;
             }
-            Request::RingInvite { name, jid, admin } => {
-                self.invite(name, &jid, admin, reply, &cx);
+            Request::RingInvite {
+                name,
+                jid,
+                admin,
+                valid_secs,
+            } => {
+                self.invite(name, &jid, admin, valid_secs, reply, &cx);
                 return;
             }
             Request::RingRevoke { name, jid } => {
@@ -138,6 +146,7 @@ impl Rings {
         name: String,
         jid: &str,
         admin: bool,
+        valid_secs: Option<u64>,
         reply: oneshot::Sender<Response>,
         cx: &Cx<'_>,
     ) {
@@ -164,6 +173,7 @@ impl Rings {
             secret: secret.clone(),
             owned,
             admin,
+            valid_secs: valid_secs.filter(|s| *s > 0).unwrap_or(CERT_SECS),
             node: NodeSecret::from_bytes(&cx.setup.secret.to_bytes()),
             pinned: cx.rv.pinned(&friend),
             friend,

@@ -111,8 +111,20 @@ impl Task {
         let is_hello = b.starts_with(HELLO);
         match (&mut l.waiting, is_hello) {
             (None, false) => false,
-            // A certificate sent again: already seen.
-            (None, true) => true,
+            // A certificate sent again, or renewed: a valid one replaces the one we hold.
+            (None, true) => {
+                let r = l.ring;
+                if let Ok(c) = MemberCert::decode(&b[HELLO.len()..])
+                    && self.check_cert(r, id, &c).is_ok()
+                    && let Some(l) = self.links.get_mut(&id)
+                    && l.cert
+                        .as_ref()
+                        .is_none_or(|old| old.expires_ms < c.expires_ms)
+                {
+                    l.cert = Some(c);
+                }
+                true
+            }
             (Some(w), false) => {
                 if w.held.len() < MAX_WAITING
                     && let Some(b) = bytes.take()
@@ -309,6 +321,82 @@ impl Task {
         self.rings[r].admission.revocations.push(rv);
         // The next tick closes the links; do it now.
         self.admission_tick();
+    }
+
+    /// Owner or admin: renews the certificate `cert` of the member at `from` (it must still be
+    /// valid, be that member's, and not be revoked), for as long as it was first issued.
+    pub(super) fn renew(
+        &mut self,
+        name: &str,
+        from: RingAddress,
+        cert: &MemberCert,
+    ) -> Result<MemberCert, String> {
+        let r = self
+            .ring_index(name)
+            .ok_or_else(|| format!("not in ring {name:?}"))?;
+        let owned = self.rings[r]
+            .owned
+            .clone()
+            .ok_or_else(|| format!("ring {name:?} is not owned"))?;
+        let me = self.secret.public().identity_bytes();
+        let issuer_cert = if me == owned.owner {
+            None
+        } else if owned.cert.role == Role::Admin {
+            Some(owned.cert.clone())
+        } else {
+            return Err("only the owner or an admin renews certificates".into());
+        };
+        cert.verify(self.rings[r].id, &owned.owner, unix_ms())
+            .map_err(|e| e.to_string())?;
+        let holder = xmpp_ext::keys::address_of_identity(&cert.subject);
+        if RingAddress::from_bytes(holder.to_bytes()) != from {
+            return Err("a certificate is renewed only for its holder".into());
+        }
+        if self.rings[r]
+            .admission
+            .revocations
+            .iter()
+            .any(|rv| cert.revoked_by(rv))
+        {
+            return Err("that member was revoked".into());
+        }
+        if cert.role == Role::Admin && me != owned.owner {
+            return Err("only the owner renews an admin's certificate".into());
+        }
+        let now = unix_ms();
+        let life = cert.expires_ms.saturating_sub(cert.issued_ms);
+        let fresh = MemberCert::issue(
+            &self.secret,
+            issuer_cert,
+            self.rings[r].id,
+            cert.subject,
+            &cert.jid,
+            cert.role,
+            now,
+            now + life,
+        );
+        tracing::info!(ring = %name, jid = %cert.jid, "member certificate renewed");
+        Ok(fresh)
+    }
+
+    /// Our renewed certificate: kept, and shown at once on every link of the ring.
+    pub(super) fn set_cert(&mut self, name: &str, cert: MemberCert) {
+        let Some(r) = self.ring_index(name) else {
+            return;
+        };
+        let Some(o) = &mut self.rings[r].owned else {
+            return;
+        };
+        o.cert = cert;
+        let ids: Vec<u64> = self
+            .links
+            .iter()
+            .filter(|(_, l)| l.ring == r)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in ids {
+            self.send_hello(id);
+        }
     }
 
     /// `chamber ring revoke NAME JID`: signs a revocation (owner or admin only), applies it,

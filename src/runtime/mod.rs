@@ -141,6 +141,16 @@ pub(crate) enum Cmd {
         jid: String,
         reply: oneshot::Sender<Result<String, String>>,
     },
+    Renew {
+        ring: String,
+        from: RingAddress,
+        cert: Box<xmpp_ext::cert::MemberCert>,
+        reply: oneshot::Sender<Result<xmpp_ext::cert::MemberCert, String>>,
+    },
+    SetCert {
+        ring: String,
+        cert: Box<xmpp_ext::cert::MemberCert>,
+    },
     LeaveRing(String),
     Shutdown(oneshot::Sender<()>),
 }
@@ -226,6 +236,34 @@ impl RuntimeHandle {
         .await;
         rx.await
             .unwrap_or_else(|_| Err("the node is shutting down".into()))
+    }
+
+    /// Owner or admin: a fresh certificate for the member at `from` who shows `cert`.
+    pub async fn renew(
+        &self,
+        ring: String,
+        from: RingAddress,
+        cert: xmpp_ext::cert::MemberCert,
+    ) -> Result<xmpp_ext::cert::MemberCert, String> {
+        let (tx, rx) = oneshot::channel();
+        let cmd = Cmd::Renew {
+            ring,
+            from,
+            cert: Box::new(cert),
+            reply: tx,
+        };
+        self.send(cmd).await;
+        rx.await
+            .unwrap_or_else(|_| Err("the node is shutting down".into()))
+    }
+
+    /// Our renewed certificate for ring `ring` (shown on new links from now on).
+    pub async fn set_cert(&self, ring: String, cert: xmpp_ext::cert::MemberCert) {
+        self.send(Cmd::SetCert {
+            ring,
+            cert: Box::new(cert),
+        })
+        .await;
     }
 
     /// Friends' bare JIDs and their addresses in ring `ring`.

@@ -246,6 +246,15 @@ impl Task {
             Cmd::Revoke { ring, jid, reply } => {
                 let _ = reply.send(self.revoke(&ring, &jid));
             }
+            Cmd::Renew {
+                ring,
+                from,
+                cert,
+                reply,
+            } => {
+                let _ = reply.send(self.renew(&ring, from, &cert));
+            }
+            Cmd::SetCert { ring, cert } => self.set_cert(&ring, *cert),
             Cmd::Friends { ring, reply } => {
                 let _ = reply.send(self.friends_of(ring));
             }

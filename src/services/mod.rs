@@ -64,7 +64,20 @@ struct Shared {
     server: quinn::ServerConfig,
     rings: Mutex<Vec<Option<Arc<RingServices>>>>,
     next_token: AtomicU64,
+    internal: Mutex<HashMap<String, Handler>>,
 }
+
+/// A request service the daemon answers itself: ring name, proved sender, payload → answer.
+pub type Handler = Arc<
+    dyn Fn(
+            String,
+            RingAddress,
+            Vec<u8>,
+        )
+            -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<Vec<u8>, String>> + Send>>
+        + Send
+        + Sync,
+>;
 
 /// One ring's services.
 pub struct RingServices {
@@ -123,6 +136,7 @@ impl Services {
             server: peer::tuned_server(tls::server_config(secret)?),
             rings: Mutex::new(Vec::new()),
             next_token: AtomicU64::new(1),
+            internal: Mutex::new(HashMap::new()),
         });
         let (tx, mut rx) = mpsc::channel(8192);
         runtime.attach_services(tx).await;
@@ -134,6 +148,30 @@ impl Services {
             }
         });
         Ok(services)
+    }
+
+    /// Answers requests for `service` in the daemon itself (on every ring), before any app.
+    pub fn handle(&self, service: &str, h: Handler) {
+        if let Ok(mut m) = self.shared.internal.lock() {
+            m.insert(service.to_owned(), h);
+        }
+    }
+
+    fn internal(&self, service: &str) -> Option<Handler> {
+        self.shared.internal.lock().ok()?.get(service).cloned()
+    }
+
+    /// Asks `to`'s `service` in ring `name` from the daemon itself.
+    pub async fn request(
+        &self,
+        name: &str,
+        to: RingAddress,
+        service: &str,
+        payload: &[u8],
+        timeout: Duration,
+    ) -> Result<Vec<u8>, String> {
+        let ring = self.ring(Some(name))?;
+        peer::request(self, &ring, to, service, payload, timeout).await
     }
 
     /// The node's secret (to sign broadcasts and values).

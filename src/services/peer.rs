@@ -175,6 +175,23 @@ async fn bi_in(
             let Ok(payload) = recv.read_to_end(MAX_REQUEST).await else {
                 return;
             };
+            if let Some(h) = services.internal(&service) {
+                let answer = h(ring.name.clone(), peer, payload).await;
+                let mut out = Vec::new();
+                match answer {
+                    Ok(b) => {
+                        out.push(0);
+                        out.extend_from_slice(&b);
+                    }
+                    Err(e) => {
+                        out.push(2);
+                        out.extend_from_slice(e.as_bytes());
+                    }
+                }
+                let _ = send.write_all(&out).await;
+                let _ = send.finish();
+                return;
+            }
             let Some(app) = ring.subscriber(&service) else {
                 Counters::bump(&ring.counters.no_service);
                 let _ = send.write_all(&[1]).await;
