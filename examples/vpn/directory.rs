@@ -130,14 +130,12 @@ impl Directory {
         Ok(record)
     }
 
-    /// Claims an IPv4 address for us: the first of our candidates nobody earlier holds.
-    /// `keep` is a claim we hold already (kept when we still win it). Gives the address and
-    /// the claim value we put.
-    pub async fn claim_ipv4(&self, keep: Option<(Ipv4Addr, u64)>) -> anyhow::Result<Claim> {
+    /// Claims an IPv4 address for us: `prefer`, else the first of our candidates, that nobody
+    /// holds with an earlier claim. Gives the address and the claim value we put.
+    pub async fn claim_ipv4(&self, prefer: Option<Ipv4Addr>) -> anyhow::Result<Claim> {
         let me = self.client.address();
-        let start = keep.into_iter().map(|(ip, since)| (ip, Some(since)));
-        let fresh = (0..64).map(|k| (addr::ipv4_candidate(&me, k), None));
-        for (ip, since) in start.chain(fresh) {
+        let fresh = (0..64).map(|k| addr::ipv4_candidate(&me, k));
+        for ip in prefer.into_iter().chain(fresh) {
             let key = addr::claim_key(ip);
             let claims = retry(|| self.client.dht_get(&key)).await?;
             let mine = claims
@@ -148,7 +146,7 @@ impl Directory {
                 Some((w, _)) if w != me => continue,
                 _ => {}
             }
-            let since = since.or(mine).unwrap_or_else(unix_ms);
+            let since = mine.unwrap_or_else(unix_ms);
             let value = addr::claim_value(since);
             retry(|| self.client.dht_put(&key, &value, TTL)).await?;
             tokio::time::sleep(SETTLE).await;

@@ -13,9 +13,11 @@
 //! dropped. `NAME.chamber` resolves friends (JID local part) and DHT-published names through
 //! a DNS responder on our VPN addresses.
 //!
-//! Global options: `--config FILE` (chamber's configuration, for the control socket),
-//! `--socket PATH` (the daemon's control socket; the app socket sits beside it), `--ring NAME`
-//! (when the node is in several rings).
+//! Global options pick the daemon as for the other apps: `--socket PATH` (its app socket) or
+//! `--config FILE` (chamber's configuration), and `--ring NAME` when the node is in several
+//! rings. The VPN also reads the daemon's status over its control socket (the ring's id for
+//! the prefix, friends' JIDs for names): `--control PATH`, by default `control.sock` beside
+//! `--socket`, or the configured one.
 
 mod addr;
 mod device;
@@ -41,12 +43,16 @@ use forward::{Counters, Forwarder, PeerStats};
 #[derive(Parser)]
 #[command(name = "vpn", about = "A social VPN over a chamber ring")]
 struct Cli {
-    /// chamber's configuration file (to find the daemon's control socket).
+    /// chamber's configuration file naming the daemon's sockets.
     #[arg(long, global = true)]
     config: Option<PathBuf>,
-    /// The daemon's control socket (its app socket is `services.sock` beside it).
+    /// The daemon's app socket (default: from the configuration).
     #[arg(long, global = true)]
     socket: Option<PathBuf>,
+    /// The daemon's control socket (default: `control.sock` beside `--socket`, or from the
+    /// configuration).
+    #[arg(long, global = true)]
+    control: Option<PathBuf>,
     /// The ring (by local name) when the node is in several.
     #[arg(long, global = true)]
     ring: Option<String>,
@@ -64,6 +70,9 @@ enum Cmd {
         /// Also claim an IPv4 address in 100.64.0.0/10.
         #[arg(long)]
         ipv4: bool,
+        /// The IPv4 address to claim when it is free (implies --ipv4).
+        #[arg(long, value_parser = parse_v4)]
+        ipv4_prefer: Option<Ipv4Addr>,
         /// Publish NAME in the ring's DHT, so members reach us as NAME.chamber.
         #[arg(long)]
         name: Option<String>,
@@ -78,7 +87,7 @@ enum Cmd {
     Hosts,
 }
 
-/// What `vpn up` tells `vpn status`, through a file beside the control socket.
+/// What `vpn up` tells `vpn status`, through a file beside the app socket.
 #[derive(serde::Serialize, serde::Deserialize)]
 struct State {
     pid: u32,
@@ -106,45 +115,82 @@ fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let rt = tokio::runtime::Runtime::new()?;
     rt.block_on(async {
-        let control = control_socket(&cli)?;
+        let d = daemon(&cli)?;
         match &cli.cmd {
-            Cmd::Up { ipv4, name } => up(&cli, &control, *ipv4, name.clone()).await,
-            Cmd::Status { json } => status(&cli, &control, *json),
-            Cmd::Hosts => hosts(&cli, &control).await,
+            Cmd::Up {
+                ipv4,
+                ipv4_prefer,
+                name,
+            } => {
+                let v4 = (*ipv4 || ipv4_prefer.is_some()).then_some(*ipv4_prefer);
+                up(&cli, &d, v4, name.clone()).await
+            }
+            Cmd::Status { json } => status(&cli, &d, *json),
+            Cmd::Hosts => hosts(&cli, &d).await,
         }
     })
 }
 
-fn control_socket(cli: &Cli) -> anyhow::Result<PathBuf> {
-    if let Some(s) = &cli.socket {
-        return Ok(s.clone());
-    }
-    let paths = chamber::config::Paths::from_env()?;
-    let file = cli.config.clone().unwrap_or(paths.config_file);
-    Ok(if file.exists() {
-        chamber::config::Config::load(&file)?
-            .control_socket
-            .unwrap_or(paths.control_socket)
-    } else {
-        paths.control_socket
-    })
+/// The daemon's sockets.
+struct Daemon {
+    app: PathBuf,
+    control: PathBuf,
 }
 
-fn state_file(control: &Path, ifname: &str) -> PathBuf {
-    control.with_file_name(format!("vpn-{ifname}.json"))
+fn daemon(cli: &Cli) -> anyhow::Result<Daemon> {
+    let configured = || -> anyhow::Result<PathBuf> {
+        let paths = chamber::config::Paths::from_env()?;
+        let file = cli.config.clone().unwrap_or(paths.config_file);
+        Ok(if file.exists() {
+            chamber::config::Config::load(&file)?
+                .control_socket
+                .unwrap_or(paths.control_socket)
+        } else {
+            paths.control_socket
+        })
+    };
+    let control = match (&cli.control, &cli.socket) {
+        (Some(c), _) => c.clone(),
+        (None, Some(app)) => app.with_file_name("control.sock"),
+        (None, None) => configured()?,
+    };
+    let app = match &cli.socket {
+        Some(a) => a.clone(),
+        None => chamber::services::app_socket::socket_path(&control),
+    };
+    Ok(Daemon { app, control })
+}
+
+fn state_file(d: &Daemon, ifname: &str) -> PathBuf {
+    d.app.with_file_name(format!("vpn-{ifname}.json"))
 }
 
 /// Connects to the daemon and works out the ring's prefix.
-async fn connect(cli: &Cli, control: &Path) -> anyhow::Result<Arc<Directory>> {
-    let app = chamber::services::app_socket::socket_path(control);
-    let client = Client::connect(&app, cli.ring.as_deref()).await?;
-    let id = directory::ring_id(control, client.ring()).await?;
+async fn connect(cli: &Cli, d: &Daemon) -> anyhow::Result<Arc<Directory>> {
+    let client = Client::connect(&d.app, cli.ring.as_deref()).await?;
+    let id = directory::ring_id(&d.control, client.ring()).await?;
     let prefix = RingPrefix::from_ring_id(&id);
     Ok(Arc::new(Directory::new(Arc::new(client), prefix)))
 }
 
-async fn up(cli: &Cli, control: &Path, ipv4: bool, name: Option<String>) -> anyhow::Result<()> {
-    let dir = connect(cli, control).await?;
+/// An address inside 100.64.0.0/10 (not its first or last).
+fn parse_v4(s: &str) -> Result<Ipv4Addr, String> {
+    let ip: Ipv4Addr = s.parse().map_err(|e| format!("{e}"))?;
+    let host = u32::from(ip) & ((1 << (32 - addr::V4_PREFIX_LEN)) - 1);
+    if !addr::in_v4_net(&ip) || host == 0 || host == (1 << (32 - addr::V4_PREFIX_LEN)) - 1 {
+        return Err(format!("{ip} is not a host address in 100.64.0.0/10"));
+    }
+    Ok(ip)
+}
+
+/// `ipv4`: `None` for no IPv4, `Some(preferred)` to claim one.
+async fn up(
+    cli: &Cli,
+    d: &Daemon,
+    ipv4: Option<Option<Ipv4Addr>>,
+    name: Option<String>,
+) -> anyhow::Result<()> {
+    let dir = connect(cli, d).await?;
     let me = dir.client.address();
     let ip6 = dir.prefix.address_of(&me);
     let ifname = cli.ifname.clone();
@@ -162,7 +208,7 @@ async fn up(cli: &Cli, control: &Path, ipv4: bool, name: Option<String>) -> anyh
     let mut tasks = tokio::task::JoinSet::new();
     tasks.spawn(fwd.clone().outbound());
     tasks.spawn(fwd.clone().inbound(sub));
-    let names = Arc::new(dns::Names::new(dir.clone(), control.to_path_buf()));
+    let names = Arc::new(dns::Names::new(dir.clone(), d.control.clone()));
     let dns6 = SocketAddr::new(ip6.into(), 53);
     tasks.spawn(dns::serve(names.clone(), dns6));
     let mut dns_on = vec![dns6];
@@ -170,8 +216,8 @@ async fn up(cli: &Cli, control: &Path, ipv4: bool, name: Option<String>) -> anyh
     let mut record = Record { ip4: None, name };
     dir.publish(ip6, &record).await?;
     let mut claim = None;
-    if ipv4 {
-        let c = dir.claim_ipv4(None).await?;
+    if let Some(prefer) = ipv4 {
+        let c = dir.claim_ipv4(prefer).await?;
         take_v4(&fwd, &ifname, None, c.ip)?;
         let dns4 = SocketAddr::new(c.ip.into(), 53);
         tasks.spawn(dns::serve(names.clone(), dns4));
@@ -195,7 +241,7 @@ async fn up(cli: &Cli, control: &Path, ipv4: bool, name: Option<String>) -> anyh
             .join(", ")
     );
 
-    let state_path = state_file(control, &ifname);
+    let state_path = state_file(d, &ifname);
     let mut refresh = tokio::time::interval(Duration::from_secs(60));
     refresh.tick().await;
     let mut report = tokio::time::interval(Duration::from_secs(1));
@@ -300,8 +346,8 @@ fn write_state(path: &Path, s: &State) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn status(cli: &Cli, control: &Path, json: bool) -> anyhow::Result<()> {
-    let path = state_file(control, &cli.ifname);
+fn status(cli: &Cli, d: &Daemon, json: bool) -> anyhow::Result<()> {
+    let path = state_file(d, &cli.ifname);
     let text = std::fs::read_to_string(&path).with_context(|| {
         format!(
             "no VPN is running on {} for this node (no {}); start one with `vpn up`",
@@ -359,9 +405,9 @@ fn status(cli: &Cli, control: &Path, json: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn hosts(cli: &Cli, control: &Path) -> anyhow::Result<()> {
-    let dir = connect(cli, control).await?;
-    let friends = directory::friends(control, dir.client.ring()).await?;
+async fn hosts(cli: &Cli, d: &Daemon) -> anyhow::Result<()> {
+    let dir = connect(cli, d).await?;
+    let friends = directory::friends(&d.control, dir.client.ring()).await?;
     let members = dir.members().await?;
     let running: BTreeMap<Address, Record> = members.into_iter().collect();
     let mut names: BTreeMap<Address, Vec<String>> = BTreeMap::new();

@@ -24,6 +24,8 @@ const RESTRICTED: usize = 2;
 const PORT: usize = 3;
 const SYMMETRIC: usize = 4;
 const BLOCKED: usize = 5;
+/// The IPv4 address two nodes both ask for.
+const CONTESTED: Ipv4Addr = Ipv4Addr::new(100, 64, 1, 1);
 
 /// `vpn up` in every node's namespace; stopped (SIGTERM, so it cleans up) when dropped.
 struct Vpns {
@@ -78,7 +80,7 @@ fn vpn_bin() -> &'static Path {
 
 fn vpn(ring: &Ring, i: usize, args: &[&str]) -> Command {
     let mut c = ring.host(i).command(vpn_bin().to_str().expect("path"));
-    c.arg("--socket").arg(&ring.homes[i].socket).args(args);
+    c.arg("--socket").arg(app_socket(ring, i)).args(args);
     c
 }
 
@@ -114,6 +116,10 @@ fn ring_with_vpns(ipv4: bool) -> (Ring, Vpns, Vec<Node>) {
         let mut args = vec!["up".to_string(), "--name".into(), format!("box{i}")];
         if ipv4 {
             args.push("--ipv4".into());
+            // open0 and full0 both want the same address: one gets it, the other moves on.
+            if i == OPEN || i == FULL {
+                args.extend(["--ipv4-prefer".into(), CONTESTED.to_string()]);
+            }
         }
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         let child = vpn(&ring, i, &args)
@@ -359,6 +365,14 @@ fn friends_ping_and_talk_tcp_over_the_vpn_across_nats_and_relays() {
         nodes.len(),
         "every node holds its own IPv4: {nodes:?}"
     );
+    let holders = [OPEN, FULL]
+        .iter()
+        .filter(|&&i| nodes[i].ip4 == Some(CONTESTED))
+        .count();
+    assert_eq!(
+        holders, 1,
+        "exactly one of the two claimants holds {CONTESTED}: {nodes:?}"
+    );
     let prefix = |ip: &Ipv6Addr| ip.octets()[..6].to_vec();
     assert!(
         nodes
@@ -573,6 +587,35 @@ fn datagram_rate(ring: &Ring, a: usize, b: usize, n: usize) -> (f64, f64) {
     })
 }
 
+/// Sends `data` over a ring stream (QUIC end to end) from node `a` to node `b`; Mbit/s from
+/// the connect to the last byte read.
+fn stream_rate(ring: &Ring, a: usize, b: usize, data: &[u8]) -> f64 {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let rx = Client::connect(&app_socket(ring, b), None).await.unwrap();
+        let tx = Client::connect(&app_socket(ring, a), None).await.unwrap();
+        let mut listener = rx.listen("vpn-bench-stream").await.unwrap();
+        let expect = data.len();
+        let server = tokio::spawn(async move {
+            let (mut s, _) = listener.accept().await.unwrap();
+            let mut got = Vec::with_capacity(expect);
+            s.read_to_end(&mut got).await.unwrap();
+            (got.len(), Instant::now())
+        });
+        let t = Instant::now();
+        let mut s = tx
+            .connect_stream(&rx.address(), "vpn-bench-stream")
+            .await
+            .unwrap();
+        s.write_all(data).await.unwrap();
+        s.shutdown().await.unwrap();
+        let (n, done) = server.await.unwrap();
+        assert_eq!(n, data.len(), "the stream lost bytes");
+        (n * 8) as f64 / done.duration_since(t).as_secs_f64() / 1e6
+    })
+}
+
 /// Social VPN throughput (docs/benchmarks.md, Services → Social VPN): TCP over the VPN
 /// against the ring datagrams it rides, on a direct pair and a relayed pair, in one run.
 #[test]
@@ -599,14 +642,17 @@ fn vpn_tcp_throughput_against_ring_datagrams() {
         ),
     ] {
         let (dg, lost) = datagram_rate(&ring, a, b, 20_000);
+        let stream = stream_rate(&ring, a, b, &data);
         let t = tcp_transfer(&ring, a, b, nodes[b].ip6.into(), &data);
         let tcp = (size * 8) as f64 / t.as_secs_f64() / 1e6;
         eprintln!(
-            "BENCH {label}: ring datagrams {dg:.1} Mbit/s ({:.1}% lost); VPN TCP (IPv6) \
-             {tcp:.1} Mbit/s ({size} bytes in {:.2} s); VPN/datagrams {:.2}",
+            "BENCH {label}: ring datagrams {dg:.1} Mbit/s ({:.1}% lost); ring stream \
+             {stream:.1} Mbit/s; VPN TCP (IPv6) {tcp:.1} Mbit/s ({size} bytes in {:.2} s); \
+             VPN/datagrams {:.2}, VPN/stream {:.2}",
             lost * 100.0,
             t.as_secs_f64(),
-            tcp / dg
+            tcp / dg,
+            tcp / stream
         );
     }
     drop(vpns);
