@@ -4,7 +4,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
-cargo build --quiet -p chamber-lab --bin chamber-lab -p chamber --bin chamber
+cargo build --quiet -p chamber-lab --bin chamber-lab -p chamber --bin chamber \
+  --example chat --example fileshare
 lab="${CARGO_TARGET_DIR:-target}/debug/chamber-lab"
 "$lab" clean >/dev/null
 exec "$lab" demo "$@"

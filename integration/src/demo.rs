@@ -13,6 +13,8 @@ use chamber_lab::topology::{ALPHA, BETA, EJABBERD_IP, PROSODY_IP};
 use chamber_lab::{Lab, LabSpec, Site};
 use xmpp_ext::extdisco::{ExternalService, ServiceKind};
 
+#[path = "demo_apps.rs"]
+mod apps;
 #[path = "demo_daemons.rs"]
 mod daemons;
 

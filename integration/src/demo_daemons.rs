@@ -2,7 +2,8 @@
 //! its accounts and one shared ring. Their nodes discover each other through presence, link
 //! across their NATs and form one ring; each shows what `chamber status` tells a person (its
 //! accounts, network, friends, ring neighbours and every link with its kind), one draws the
-//! ring with `chamber ring show`, and two friends behind the hardest NATs ping over the ring.
+//! ring with `chamber ring show`, and two friends behind the hardest NATs ping over the ring;
+//! then they chat in a room and share a file (`demo_apps.rs`).
 
 use std::time::{Duration, Instant};
 
@@ -78,6 +79,9 @@ pub(super) fn run(lab: &Lab, json: bool) -> anyhow::Result<Vec<NodeReport>> {
         println!("{}", String::from_utf8_lossy(&text.stdout));
         println!("(an SVG picture of the ring is in {})\n", svg.display());
         ping_hardest(lab, &homes)?;
+        if let Err(e) = super::apps::run(lab, &homes) {
+            eprintln!("the apps part of the demo failed: {e:#}");
+        }
     }
     let seen: Vec<usize> = reports.iter().map(|r| friends_seen(&r.status)).collect();
     eprintln!(
