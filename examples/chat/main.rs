@@ -8,19 +8,19 @@
 //! read from stdin and prints messages as they arrive, `[nick@addr] text` (the first eight
 //! characters of the sender's ring address), or with `--json` one JSON object per line:
 //! `ready`, `join`, `leave` (`reason`: left, timeout, restarted), `message` (`from`, `nick`,
-//! `seq`, `text`, `sent_ms`, `recv_ms`), `sent`, `missed`, `who`. `/who` prints the members,
-//! `/quit` or end of input leaves. The app socket defaults to the one of the daemon
-//! configured by `--config` (or the user's configuration). It uses only the ring, so it keeps
-//! working while the XMPP servers are down.
+//! `seq`, `text`, `sent_ms`, `recv_ms`, `fetched`: came by a history fetch), `sent`, `missed`,
+//! `who`. `/who` prints the members, `/quit` or end of input leaves. The app socket defaults
+//! to the one of the daemon configured by `--config` (or the user's configuration). It uses
+//! only the ring, so it keeps working while the XMPP servers are down.
 //!
 //! # Protocol
 //!
 //! - Everything a member says is a signed **broadcast** on service `chat/<room>` (the daemon
 //!   checks the signature, so the sender's address is proved), one JSON object ([`wire::Post`]):
-//!   a message `{"t":"msg","session","nick","seq","ts","text"}`, a presence heartbeat
-//!   `{"t":"here","session","nick","seq"}` every 3 s carrying the sender's latest `seq`, and
-//!   `{"t":"leave",…}`. `session` is random per chat process, so a restarted member (numbering
-//!   from 1 again) is not mistaken for its former self.
+//!   a message `{"t":"msg","session","nick","seq","ts","text"}`; a presence heartbeat
+//!   `{"t":"here","session","nick","seq"}` carrying the sender's latest `seq`, every 5 s while
+//!   it posts nothing; `{"t":"leave",…}`. `session` is random per chat process, so a restarted
+//!   member (numbering from 1 again) is not mistaken for its former self.
 //! - Each member numbers its messages 1, 2, 3, …; receivers deliver each sender's messages in
 //!   that order ([`order::Stream`]), holding ones that arrive early. A gap that lasts 300 ms
 //!   (a broadcast copy was lost, not merely overtaken), or a heartbeat announcing a number
@@ -28,10 +28,12 @@
 //!   (`{"session","from","to"}`, answered from the last 1000 messages it keeps, at most 64 at
 //!   a time), retried every second until filled. Messages the sender no longer keeps are
 //!   reported as `missed`, never silently skipped.
-//! - A member is listed from its first post; it leaves with its `leave` (shown once its last
-//!   message is delivered) or after 10 s of silence (about three missed heartbeats). A member
-//!   hears the room's messages from the first one posted after it is heard of (a newcomer's
-//!   first heartbeat makes the others answer with theirs at once).
+//! - A member is listed from its first post. It leaves with its `leave` (shown once its last
+//!   message is delivered), or when it has been silent for 16 s (about three missed
+//!   heartbeats) and does not answer a direct question (a one-message history request), so
+//!   lost heartbeats alone never make a member leave. A member hears the room's messages from
+//!   the first one posted after it is heard of (a newcomer's first heartbeat makes the others
+//!   answer with theirs at once).
 //! - Payloads that do not parse or break a bound are dropped with one log line on stderr.
 //!
 //! One chat per room per node: two on one node share its address.
@@ -55,7 +57,7 @@ use room::{Out, Room};
 use wire::{Batch, Fetch, Post};
 
 /// How long a history request may take.
-const FETCH_TIMEOUT: Duration = Duration::from_secs(3);
+const FETCH_TIMEOUT: Duration = Duration::from_secs(10);
 /// How often the room's timers are looked at.
 const TICK: Duration = Duration::from_millis(100);
 /// How long we stay after leaving, to answer fetches for our last messages.
@@ -109,7 +111,10 @@ impl Printer {
         let line = if self.json {
             serde_json::to_string(o).map_err(std::io::Error::other)?
         } else {
-            text(o)
+            match text(o) {
+                Some(t) => t,
+                None => return Ok(()),
+            }
         };
         let mut out = std::io::stdout().lock();
         writeln!(out, "{line}")?;
@@ -127,8 +132,9 @@ fn who_tag(nick: &str, addr: &str) -> String {
     format!("{nick}@{}", b32.get(..8).unwrap_or(b32))
 }
 
-fn text(o: &Out) -> String {
-    match o {
+/// The line a person reads (`None`: nothing to show, e.g. our own post, already on screen).
+fn text(o: &Out) -> Option<String> {
+    let line = match o {
         Out::Ready {
             address,
             ring,
@@ -145,7 +151,7 @@ fn text(o: &Out) -> String {
         Out::Message {
             from, nick, text, ..
         } => format!("[{}] {text}", who_tag(nick, from)),
-        Out::Sent { .. } => String::new(),
+        Out::Sent { .. } => return None,
         Out::Missed { from, nick, count } => format!(
             "* {count} message(s) from {} were lost before they reached you",
             who_tag(nick, from)
@@ -160,7 +166,8 @@ fn text(o: &Out) -> String {
                 .collect();
             format!("* {} here: {}", members.len(), names.join(", "))
         }
-    }
+    };
+    Some(line)
 }
 
 fn check_room(room: &str) -> anyhow::Result<()> {
@@ -195,9 +202,14 @@ fn poster(
     let (tx, mut rx) = mpsc::channel::<Post>(1024);
     let task = tokio::spawn(async move {
         while let Some(p) = rx.recv().await {
+            let t = Instant::now();
             if let Err(e) = client.broadcast(&service, &p.to_bytes(), None).await {
                 tracing::warn!(%e, "a post could not be broadcast (members will fetch it)");
             }
+            tracing::debug!(
+                ms = t.elapsed().as_millis(),
+                "broadcast handed to the daemon"
+            );
         }
     });
     (tx, task)
@@ -252,7 +264,7 @@ impl Chat {
             }
             _ => {
                 for piece in wire::split_text(line) {
-                    let (post, sent) = self.room.post(piece);
+                    let (post, sent) = self.room.post(piece, Instant::now());
                     self.posts.send(post).await.context("the poster stopped")?;
                     self.printer.show(&sent)?;
                 }
@@ -312,6 +324,7 @@ async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| "warn,chat=info".into()),

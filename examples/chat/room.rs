@@ -11,10 +11,15 @@ use serde::Serialize;
 use crate::order::Stream;
 use crate::wire::{Batch, Fetch, MAX_BATCH, Post, Stored};
 
-/// How often we say we are here.
-pub const HEARTBEAT: Duration = Duration::from_secs(3);
-/// A member not heard from for this long (about three missed heartbeats) has gone.
-pub const EXPIRE: Duration = Duration::from_secs(10);
+/// How often we say we are here when we post nothing (a message says it too).
+pub const HEARTBEAT: Duration = Duration::from_secs(5);
+/// A member not heard from for this long (about three missed heartbeats) is asked directly
+/// whether it is still here (its heartbeats may only have been lost); if that fails, it has
+/// gone.
+pub const EXPIRE: Duration = Duration::from_secs(16);
+/// How long that direct question may take before the member counts as gone (the request's
+/// own timeout, plus slack).
+const PROBE_WAIT: Duration = Duration::from_secs(15);
 /// How long a leaving member's last messages may take to arrive before its leave is shown.
 const LEAVE_WAIT: Duration = Duration::from_secs(5);
 /// How many of our own messages we keep for others to fetch.
@@ -65,6 +70,9 @@ pub enum Out {
         sent_ms: u64,
         /// When we delivered it (our clock, Unix ms).
         recv_ms: u64,
+        /// It came from the sender's history (its broadcast was lost or late), or was
+        /// delivered with one that did.
+        fetched: bool,
     },
     /// One of our messages went out.
     Sent {
@@ -106,6 +114,10 @@ struct Member {
     nick: String,
     session: u64,
     last_seen: Instant,
+    /// Since when a silent member has been asked whether it is still here.
+    probed: Option<Instant>,
+    /// That question failed: the member has gone.
+    unreachable: bool,
     stream: Stream<Stored>,
     /// It said it leaves after this message; show the leave once delivered or at the deadline.
     leaving: Option<(u64, Instant)>,
@@ -147,9 +159,11 @@ impl Room {
         }
     }
 
-    /// Numbers and keeps a message of ours; gives the broadcast and what to show.
-    pub fn post(&mut self, text: String) -> (Post, Out) {
+    /// Numbers and keeps a message of ours; gives the broadcast and what to show. The message
+    /// tells the others we are here, so the next heartbeat waits a whole period.
+    pub fn post(&mut self, text: String, now: Instant) -> (Post, Out) {
         self.seq += 1;
+        self.next_heartbeat = self.next_heartbeat.max(now + HEARTBEAT);
         let ts = unix_ms();
         if self.history.len() == HISTORY {
             self.history.pop_front();
@@ -237,6 +251,8 @@ impl Room {
                     nick: post.nick().to_owned(),
                     session: post.session(),
                     last_seen: now,
+                    probed: None,
+                    unreachable: false,
                     stream: Stream::starting_at(next),
                     leaving: None,
                 },
@@ -252,7 +268,7 @@ impl Room {
         let Some(m) = self.members.get_mut(&from) else {
             return out;
         };
-        m.last_seen = now;
+        m.seen(now);
         m.nick = post.nick().to_owned();
         match post {
             Post::Msg {
@@ -272,7 +288,7 @@ impl Room {
                     },
                     now,
                 );
-                out.extend(messages(&from, delivered));
+                out.extend(messages(&from, delivered, false));
             }
             Post::Here { seq, .. } => m.stream.heard(seq, now),
             Post::Leave { seq, .. } => {
@@ -315,12 +331,21 @@ impl Room {
         }
     }
 
-    /// The gaps to fetch now, one per sender at most.
+    /// The gaps to fetch now, one per sender at most, and the questions to silent members
+    /// (a one-message fetch: any answer from the same session proves it is still here).
     pub fn due_fetches(&mut self, now: Instant) -> Vec<(Address, Fetch)> {
         self.members
             .iter_mut()
             .filter_map(|(a, m)| {
-                let (from, to) = m.stream.due_fetch(now)?;
+                let probe = m.probed.is_none() && now.duration_since(m.last_seen) > EXPIRE;
+                let (from, to) = match m.stream.due_fetch(now) {
+                    Some(range) => range,
+                    None if probe => (m.stream.next(), m.stream.next()),
+                    None => return None,
+                };
+                if probe {
+                    m.probed = Some(now);
+                }
                 Some((
                     *a,
                     Fetch {
@@ -353,10 +378,16 @@ impl Room {
         let batch = match got {
             Ok(b) => b,
             Err(e) => {
+                m.unreachable = m.probed.is_some();
                 tracing::info!(%from, %e, "history fetch failed; asking again shortly");
                 return out;
             }
         };
+        if batch.session == asked.session {
+            m.seen(now);
+        } else {
+            m.unreachable = m.probed.is_some();
+        }
         // Another session answered: the one we were reading is gone with its messages.
         let first = if batch.session == asked.session {
             batch.first
@@ -371,24 +402,26 @@ impl Room {
                 count: skipped,
             });
         }
-        out.extend(messages(&from, delivered));
+        out.extend(messages(&from, delivered, true));
         if batch.session == asked.session {
             for s in batch.msgs {
                 let delivered = m.stream.offer(s.seq, s, now);
-                out.extend(messages(&from, delivered));
+                out.extend(messages(&from, delivered, true));
             }
         }
         self.finish_leave(&from, now, &mut out);
         out
     }
 
-    /// Members gone silent, and leaves whose wait is over.
+    /// Members gone silent (and not answering), and leaves whose wait is over.
     pub fn tick(&mut self, now: Instant) -> Vec<Out> {
         let mut out = Vec::new();
         let silent: Vec<Address> = self
             .members
             .iter()
-            .filter(|(_, m)| now.duration_since(m.last_seen) > EXPIRE)
+            .filter(|(_, m)| {
+                m.unreachable || m.probed.is_some_and(|t| now.duration_since(t) > PROBE_WAIT)
+            })
             .map(|(a, _)| *a)
             .collect();
         for a in silent {
@@ -429,6 +462,14 @@ impl Room {
     }
 }
 
+impl Member {
+    fn seen(&mut self, now: Instant) {
+        self.last_seen = now;
+        self.probed = None;
+        self.unreachable = false;
+    }
+}
+
 fn leave_out(from: &Address, nick: String, reason: &'static str) -> Out {
     Out::Leave {
         from: from.to_string(),
@@ -437,7 +478,11 @@ fn leave_out(from: &Address, nick: String, reason: &'static str) -> Out {
     }
 }
 
-fn messages(from: &Address, delivered: Vec<(u64, Stored)>) -> impl Iterator<Item = Out> + '_ {
+fn messages(
+    from: &Address,
+    delivered: Vec<(u64, Stored)>,
+    fetched: bool,
+) -> impl Iterator<Item = Out> + '_ {
     let recv_ms = unix_ms();
     delivered.into_iter().map(move |(seq, s)| Out::Message {
         from: from.to_string(),
@@ -446,6 +491,7 @@ fn messages(from: &Address, delivered: Vec<(u64, Stored)>) -> impl Iterator<Item
         text: s.text,
         sent_ms: s.ts,
         recv_ms,
+        fetched,
     })
 }
 
@@ -472,7 +518,9 @@ mod tests {
         let t = Instant::now();
         let mut alice = Room::new(addr(1), "al".into(), 1, t);
         let mut bob = Room::new(addr(2), "bo".into(), 9, t);
-        let posts: Vec<Post> = (0..3).map(|i| bob.post(format!("m{}", i + 1)).0).collect();
+        let posts: Vec<Post> = (0..3)
+            .map(|i| bob.post(format!("m{}", i + 1), t).0)
+            .collect();
         assert!(matches!(&posts[0], Post::Msg { seq: 1, text, .. } if text == "m1"));
         let here = Post::Here {
             session: 9,
@@ -526,7 +574,25 @@ mod tests {
             ]
         ));
         alice.on_post(addr(3), msg(1), t);
-        let out = alice.tick(t + EXPIRE + Duration::from_secs(1));
+        let silent = t + EXPIRE + Duration::from_secs(1);
+        assert!(
+            alice.tick(silent).is_empty(),
+            "a silent member is asked first"
+        );
+        let due = alice.due_fetches(silent);
+        assert_eq!(due.len(), 1);
+        let (who, f) = &due[0];
+        assert_eq!((*who, f.from, f.to), (addr(3), 2, 2));
+        // It answers: still here, though its heartbeats were lost.
+        let carol = Room::new(addr(3), "ca".into(), 9, t);
+        alice.on_batch(addr(3), f, Ok(carol.answer(f)), silent);
+        assert!(alice.tick(silent + PROBE_WAIT * 2).is_empty());
+        // Silent again, and this time the question fails: gone.
+        let later = silent + EXPIRE + Duration::from_secs(1);
+        let due = alice.due_fetches(later);
+        assert_eq!(due.len(), 1);
+        alice.on_batch(addr(3), &due[0].1, Err("no answer".into()), later);
+        let out = alice.tick(later);
         assert!(matches!(
             out[..],
             [Out::Leave {
@@ -541,10 +607,10 @@ mod tests {
     fn our_own_echo_is_ignored_and_history_is_bounded() {
         let t = Instant::now();
         let mut alice = Room::new(addr(1), "al".into(), 1, t);
-        let (p, _) = alice.post("hi".into());
+        let (p, _) = alice.post("hi".into(), t);
         assert!(alice.on_post(addr(1), p, t).is_empty());
         for i in 0..HISTORY + 5 {
-            alice.post(format!("{i}"));
+            alice.post(format!("{i}"), t);
         }
         let b = alice.answer(&Fetch {
             session: 1,
