@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Bounded fuzzing of every cargo-fuzz target in the three fuzz crates (docs/fuzzing.md):
-# builds them (nightly if installed, else RUSTC_BOOTSTRAP=1 on stable), runs each for
+# builds them (RUSTC_BOOTSTRAP=1 on stable; FUZZ_TOOLCHAIN=nightly for nightly), runs each for
 # FUZZ_SECONDS (default 10) from its committed seeds, and prints one markdown row per target.
 # Exits non-zero if any target crashed, leaked or hung; its input is in <crate>/artifacts/.
 #
@@ -14,7 +14,9 @@ secs=${FUZZ_SECONDS:-10}
 crates=("$@")
 [ ${#crates[@]} -eq 0 ] && crates=(xmpp-ext/fuzz brunet-compat/fuzz fuzz)
 
-if rustup toolchain list 2>/dev/null | grep -q '^nightly'; then
+# Stable with RUSTC_BOOTSTRAP=1 by default, as the fuzz READMEs run it: one toolchain for every
+# build in a shared target folder (mixing toolchains rebuilds everything each time).
+if [ "${FUZZ_TOOLCHAIN:-stable}" = nightly ]; then
     fuzz=(cargo +nightly fuzz)
 else
     export RUSTC_BOOTSTRAP=1
