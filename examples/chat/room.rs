@@ -135,6 +135,9 @@ pub struct Room {
     next_heartbeat: Instant,
     /// Another chat on our own node in this room was noticed (and reported once).
     twin_seen: bool,
+    /// The session each address last left with: a late copy of its posts (a heartbeat that
+    /// overtook nothing but arrives after the leave) must not bring it back.
+    left: HashMap<Address, u64>,
 }
 
 /// Now as Unix milliseconds.
@@ -156,6 +159,7 @@ impl Room {
             members: HashMap::new(),
             next_heartbeat: now,
             twin_seen: false,
+            left: HashMap::new(),
         }
     }
 
@@ -228,6 +232,9 @@ impl Room {
                      (run one chat per room per node)"
                 );
             }
+            return out;
+        }
+        if self.left.get(&from) == Some(&post.session()) {
             return out;
         }
         let known = self
@@ -307,6 +314,7 @@ impl Room {
                 .is_some_and(|(last, deadline)| m.stream.next() > last || now >= deadline)
         });
         if done && let Some(m) = self.members.remove(from) {
+            self.left.insert(*from, m.session);
             out.push(leave_out(from, m.nick, "left"));
         }
     }
@@ -573,6 +581,15 @@ mod tests {
                 Out::Leave { reason: "left", .. }
             ]
         ));
+        let late = Post::Here {
+            session: 9,
+            nick: "bo".into(),
+            seq: 2,
+        };
+        assert!(
+            alice.on_post(addr(2), late, t).is_empty(),
+            "a late heartbeat"
+        );
         alice.on_post(addr(3), msg(1), t);
         let silent = t + EXPIRE + Duration::from_secs(1);
         assert!(
