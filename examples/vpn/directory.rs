@@ -255,24 +255,45 @@ where
     }
 }
 
-/// A friend of ours running chamber in the ring: bare JID.
-pub type Friends = Vec<String>;
+/// Bare JIDs (lower case) that name members: our friends running chamber in the ring, and
+/// our own accounts.
+#[derive(Clone, Debug, Default)]
+pub struct People {
+    pub friends: Vec<String>,
+    pub own: Vec<String>,
+}
 
-/// Our friends' bare JIDs in ring `ring`, from the daemon's status.
-pub async fn friends(control: &std::path::Path, ring: &str) -> anyhow::Result<Friends> {
+impl People {
+    /// Every JID whose local part is `local`.
+    pub fn with_local(&self, local: &str) -> Vec<&String> {
+        self.friends
+            .iter()
+            .chain(&self.own)
+            .filter(|j| j.split('@').next() == Some(local))
+            .collect()
+    }
+}
+
+/// Our friends' and our own bare JIDs in ring `ring`, from the daemon's status.
+pub async fn people(control: &std::path::Path, ring: &str) -> anyhow::Result<People> {
     let status = chamber::node::query_status(control)
         .await
         .with_context(|| format!("ask the daemon at {}", control.display()))?;
-    let mut v: Vec<String> = status
+    let mut friends: Vec<String> = status
         .rings
         .iter()
         .filter(|r| r.name == ring)
         .flat_map(|r| r.friends.iter())
         .map(|f| bare(&f.friend.jid).to_ascii_lowercase())
         .collect();
-    v.sort();
-    v.dedup();
-    Ok(v)
+    friends.sort();
+    friends.dedup();
+    let own = status
+        .accounts
+        .iter()
+        .map(|a| bare(&a.jid).to_ascii_lowercase())
+        .collect();
+    Ok(People { friends, own })
 }
 
 /// A JID without its resource.

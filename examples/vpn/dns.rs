@@ -19,7 +19,7 @@ use hickory_proto::rr::{RData, Record, RecordType};
 use tokio::net::UdpSocket;
 use tokio::sync::Mutex;
 
-use crate::directory::{self, Directory};
+use crate::directory::{self, Directory, People};
 
 /// The top-level domain the VPN answers for.
 pub const TLD: &str = "chamber";
@@ -29,7 +29,7 @@ const ANSWER_TTL: u32 = 60;
 pub struct Names {
     pub dir: Arc<Directory>,
     pub control: PathBuf,
-    friends: Mutex<(Vec<String>, Option<Instant>)>,
+    people: Mutex<(People, Option<Instant>)>,
 }
 
 impl Names {
@@ -37,43 +37,42 @@ impl Names {
         Names {
             dir,
             control,
-            friends: Mutex::new((Vec::new(), None)),
+            people: Mutex::new((People::default(), None)),
         }
     }
 
-    /// Our friends' bare JIDs (asked of the daemon at most every 10 s).
-    pub async fn friends(&self) -> Vec<String> {
-        let mut f = self.friends.lock().await;
-        if f.1.is_none_or(|t| t.elapsed() > Duration::from_secs(10)) {
-            match directory::friends(&self.control, self.dir.client.ring()).await {
-                Ok(v) => *f = (v, Some(Instant::now())),
+    /// Our friends' and our own JIDs (asked of the daemon at most every 10 s).
+    pub async fn people(&self) -> People {
+        let mut p = self.people.lock().await;
+        if p.1.is_none_or(|t| t.elapsed() > Duration::from_secs(10)) {
+            match directory::people(&self.control, self.dir.client.ring()).await {
+                Ok(v) => *p = (v, Some(Instant::now())),
                 Err(e) => tracing::debug!(%e, "friends not listed"),
             }
         }
-        f.0.clone()
+        p.0.clone()
     }
 
     /// The member a name under `.chamber` (without the TLD) means.
     pub async fn lookup(&self, name: &str) -> Option<Address> {
         let name = name.trim_end_matches('.').to_ascii_lowercase();
-        let friends = self.friends().await;
+        let people = self.people().await;
         let jid = match name.split_once('.') {
             Some((local, domain)) => Some(format!("{local}@{domain}")),
-            None => {
-                let mut same = friends
-                    .iter()
-                    .filter(|j| j.split('@').next() == Some(name.as_str()));
-                match (same.next(), same.next()) {
-                    (Some(one), None) => Some(one.clone()),
-                    _ => None,
-                }
-            }
+            None => match people.with_local(&name).as_slice() {
+                [one] => Some((*one).clone()),
+                _ => None,
+            },
         };
-        if let Some(jid) = jid
-            && friends.contains(&jid)
-            && let Ok(a) = self.dir.client.resolve(&jid).await
-        {
-            return Some(a);
+        if let Some(jid) = jid {
+            if people.own.contains(&jid) {
+                return Some(self.dir.client.address());
+            }
+            if people.friends.contains(&jid)
+                && let Ok(a) = self.dir.client.resolve(&jid).await
+            {
+                return Some(a);
+            }
         }
         if name.contains('.') {
             return None;

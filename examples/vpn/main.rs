@@ -407,14 +407,21 @@ fn status(cli: &Cli, d: &Daemon, json: bool) -> anyhow::Result<()> {
 
 async fn hosts(cli: &Cli, d: &Daemon) -> anyhow::Result<()> {
     let dir = connect(cli, d).await?;
-    let friends = directory::friends(&d.control, dir.client.ring()).await?;
+    let people = directory::people(&d.control, dir.client.ring()).await?;
     let members = dir.members().await?;
     let running: BTreeMap<Address, Record> = members.into_iter().collect();
     let mut names: BTreeMap<Address, Vec<String>> = BTreeMap::new();
     let mut idle = Vec::new();
-    for jid in &friends {
-        let Ok(a) = dir.client.resolve(jid).await else {
-            continue;
+    let me = dir.client.address();
+    let own = people.own.iter().map(|j| (j, Some(me)));
+    let friends = people.friends.iter().map(|j| (j, None));
+    for (jid, known) in own.chain(friends) {
+        let a = match known {
+            Some(a) => a,
+            None => match dir.client.resolve(jid).await {
+                Ok(a) => a,
+                Err(_) => continue,
+            },
         };
         if !running.contains_key(&a) {
             idle.push(jid.clone());
@@ -422,12 +429,7 @@ async fn hosts(cli: &Cli, d: &Daemon) -> anyhow::Result<()> {
         }
         let (local, domain) = jid.split_once('@').unwrap_or((jid, ""));
         let list = names.entry(a).or_default();
-        if friends
-            .iter()
-            .filter(|j| j.split('@').next() == Some(local))
-            .count()
-            == 1
-        {
+        if people.with_local(local).len() == 1 {
             list.push(format!("{local}.{}", dns::TLD));
         }
         list.push(format!("{local}.{domain}.{}", dns::TLD));

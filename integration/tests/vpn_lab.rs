@@ -451,6 +451,9 @@ fn friends_ping_and_talk_tcp_over_the_vpn_across_nats_and_relays() {
     )
     .unwrap();
     assert_eq!(a, vec![IpAddr::V4(nodes[FULL].ip4.unwrap())]);
+    // symmetric0's own account is user5@alpha.lab.
+    let own = dns(&ring, me, server, "user5.chamber", 28).unwrap();
+    assert_eq!(own, vec![IpAddr::V6(nodes[me].ip6)]);
     let none = dns(&ring, me, server, "nobody.chamber", 28);
     assert_eq!(none, Err("rcode 3".into()), "an unknown name is NXDOMAIN");
     let outside = dns(&ring, me, server, "example.org", 28);
@@ -467,6 +470,7 @@ fn friends_ping_and_talk_tcp_over_the_vpn_across_nats_and_relays() {
         format!("{}", nodes[BLOCKED].ip4.unwrap()),
         "user6.chamber".into(),
         "box5.chamber".into(),
+        "user5.chamber".into(),
     ] {
         assert!(hosts.contains(&want), "vpn hosts lacks {want}:\n{hosts}");
     }
