@@ -13,6 +13,25 @@ use tun_rs::{AsyncDevice, DeviceBuilder};
 
 use crate::addr::{ADVMSS_V6, DEVICE_MTU, ONE_DATAGRAM, V4_NET, V4_PREFIX_LEN, V6_PREFIX_LEN};
 
+/// Fails with a clear message unless we hold CAP_NET_ADMIN (effective), which creating and
+/// configuring a network device needs.
+pub fn check_capability() -> anyhow::Result<()> {
+    const CAP_NET_ADMIN: u32 = 12;
+    let status = std::fs::read_to_string("/proc/self/status").context("read /proc/self/status")?;
+    let eff = status
+        .lines()
+        .find_map(|l| l.strip_prefix("CapEff:"))
+        .and_then(|h| u64::from_str_radix(h.trim(), 16).ok())
+        .context("no CapEff line in /proc/self/status")?;
+    if eff & (1 << CAP_NET_ADMIN) == 0 {
+        bail!(
+            "`vpn up` needs CAP_NET_ADMIN to create and configure its TUN device: run it as \
+             root, or grant the binary the capability (`setcap cap_net_admin+ep PATH`)"
+        );
+    }
+    Ok(())
+}
+
 /// Creates `ifname` with our IPv6 (and IPv4), up, with its routes.
 pub fn create(ifname: &str, ip6: Ipv6Addr, ip4: Option<Ipv4Addr>) -> anyhow::Result<AsyncDevice> {
     let dev = DeviceBuilder::new()

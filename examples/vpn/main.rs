@@ -105,7 +105,17 @@ struct State {
     updated_ms: u64,
 }
 
-fn main() -> anyhow::Result<()> {
+fn main() -> std::process::ExitCode {
+    match run() {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("vpn: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
@@ -190,6 +200,7 @@ async fn up(
     ipv4: Option<Option<Ipv4Addr>>,
     name: Option<String>,
 ) -> anyhow::Result<()> {
+    device::check_capability()?;
     let dir = connect(cli, d).await?;
     let me = dir.client.address();
     let ip6 = dir.prefix.address_of(&me);

@@ -555,6 +555,31 @@ fn friends_ping_and_talk_tcp_over_the_vpn_across_nats_and_relays() {
     drop(vpns);
 }
 
+/// Without CAP_NET_ADMIN, `vpn up` refuses at once and says what it needs (no lab needed: it
+/// checks before it looks for the daemon).
+#[test]
+fn vpn_up_without_cap_net_admin_says_what_it_needs() {
+    if Command::new("setpriv").arg("--version").output().is_err() {
+        eprintln!("SKIPPED: setpriv (util-linux) is not installed");
+        return;
+    }
+    let out = Command::new("setpriv")
+        .args(["--inh-caps=-net_admin", "--bounding-set=-net_admin", "--"])
+        .arg(vpn_bin())
+        .args(["--socket", "/nonexistent/services.sock", "up"])
+        .output()
+        .expect("run vpn up under setpriv");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success(),
+        "vpn up must fail without CAP_NET_ADMIN"
+    );
+    assert!(
+        err.contains("CAP_NET_ADMIN"),
+        "the error must name the capability: {err}"
+    );
+}
+
 /// Blasts `n` datagrams of `MAX_DATAGRAM` bytes from node `a` to node `b` through the API (the
 /// link the VPN rides); gives the goodput in Mbit/s (first to last arrival) and the share lost.
 fn datagram_rate(ring: &Ring, a: usize, b: usize, n: usize) -> (f64, f64) {
