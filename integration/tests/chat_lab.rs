@@ -67,7 +67,7 @@ impl Room {
                 .arg(ROOM)
                 .args(["--nick", &nick(i), "--json", "--socket"])
                 .arg(&socket)
-                .env("RUST_LOG", "warn,chat=debug")
+                .env("RUST_LOG", "warn,chat=info")
                 .stdin(Stdio::piped())
                 .stdout(Stdio::piped())
                 .stderr(std::fs::File::create(&err).expect("chat stderr file"))
