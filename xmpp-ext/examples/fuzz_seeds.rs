@@ -197,6 +197,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             &recipient.public(),
             name,
             &ring,
+            None,
         )?;
         write(&dir, "invite", &format!("invite-{i}"), &invite.to_element())?;
     }

@@ -1,0 +1,20 @@
+//! What reaches the services from outside the daemon: app socket frames (from a local app) and
+//! service datagrams and broadcasts (from ring members). Any bytes give an error or a value;
+//! a decoded frame encodes back to the same bytes.
+#![no_main]
+
+use brunet_compat::address::Address;
+use chamber::api::frame::{Ev, Frame, Op};
+use chamber::services::signed::{open_broadcast, split_service};
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    if let Ok(f) = Frame::decode(data) {
+        let bytes = f.encode();
+        assert_eq!(&bytes[4..], data, "a decoded frame re-encodes to its bytes");
+        let _ = f.header::<Op>();
+        let _ = f.header::<Ev>();
+    }
+    let _ = split_service(data);
+    let _ = open_broadcast(&Address::from_bytes([0; 20]), data);
+});
