@@ -14,10 +14,10 @@
 //!
 //! ```
 //! use chamber::api::frame::{Frame, Op};
-//! let f = Frame::message(&Op::Subscribe { service: "chat/lobby".into() }, Vec::new());
+//! let f = Frame::message(&Op::Subscribe { service: "chat/lobby".into(), id: 0 }, Vec::new());
 //! let bytes = f.encode();
 //! let back = Frame::decode(&bytes[4..]).unwrap();
-//! assert_eq!(back.header::<Op>().unwrap(), Op::Subscribe { service: "chat/lobby".into() });
+//! assert_eq!(back.header::<Op>().unwrap(), Op::Subscribe { service: "chat/lobby".into(), id: 0 });
 //! assert!(Frame::decode(&[9]).is_err()); // an unknown kind is an error, not a panic
 //! ```
 
@@ -54,10 +54,14 @@ pub enum Op {
         /// The ring's local name.
         ring: Option<String>,
     },
-    /// Deliver datagrams, broadcasts and requests for `service` to this connection.
+    /// Deliver datagrams, broadcasts and requests for `service` to this connection
+    /// (confirmed by [`Ev::Done`] when `id` is not 0).
     Subscribe {
         /// Service name.
         service: String,
+        /// Answer tag.
+        #[serde(default)]
+        id: u64,
     },
     /// A datagram (payload) to `to`; `id` 0 wants no answer.
     Send {
@@ -141,10 +145,14 @@ pub enum Op {
         /// Service name.
         service: String,
     },
-    /// Announce incoming streams for `service` on this connection ([`Ev::Incoming`]).
+    /// Announce incoming streams for `service` on this connection ([`Ev::Incoming`];
+    /// confirmed by [`Ev::Done`] when `id` is not 0).
     Listen {
         /// Service name.
         service: String,
+        /// Answer tag.
+        #[serde(default)]
+        id: u64,
     },
     /// Take an incoming stream; this connection then carries it.
     Accept {
@@ -375,6 +383,7 @@ mod tests {
         let m = Frame::message(
             &Op::Listen {
                 service: "x".into(),
+                id: 0,
             },
             vec![],
         );
@@ -382,7 +391,8 @@ mod tests {
         assert_eq!(
             m.header::<Op>().unwrap(),
             Op::Listen {
-                service: "x".into()
+                service: "x".into(),
+                id: 0
             }
         );
     }

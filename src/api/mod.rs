@@ -311,13 +311,10 @@ impl Client {
         {
             *e = Some(tx);
         }
-        self.put(
-            Op::Subscribe {
-                service: service.into(),
-            },
-            Vec::new(),
-        )
-        .await?;
+        // Confirmed, so whatever is sent to the service from now on reaches this app.
+        let service = service.to_owned();
+        self.call_done(|id| Op::Subscribe { service, id }, Vec::new())
+            .await?;
         Ok(Subscription { rx })
     }
 
@@ -464,13 +461,11 @@ impl Client {
         if let Ok(mut s) = self.streams.lock() {
             *s = Some(tx);
         }
-        self.put(
-            Op::Listen {
-                service: service.into(),
-            },
-            Vec::new(),
-        )
-        .await?;
+        // Confirmed, so a stream opened from now on is announced here (and a service another
+        // app already listens for is refused).
+        let service = service.to_owned();
+        self.call_done(|id| Op::Listen { service, id }, Vec::new())
+            .await?;
         Ok(Listener {
             rx,
             socket: self.socket.clone(),

@@ -167,12 +167,13 @@ async fn handle(
     payload: Vec<u8>,
 ) -> Option<Frame> {
     match op {
-        Op::Subscribe { service } => {
+        Op::Subscribe { service, id } => {
             ring.subscribe(&service, tx.clone());
-            None
+            done(id, Ok(()))
         }
-        Op::Listen { service } => match ring.listen(&service, tx.clone()) {
-            Ok(()) => None,
+        Op::Listen { service, id } => match ring.listen(&service, tx.clone()) {
+            Ok(()) => done(id, Ok(())),
+            Err(m) if id != 0 => done(id, Err(m)),
             Err(m) => Some(Frame::message(&Ev::Error { message: m }, Vec::new())),
         },
         Op::Send { id, to, service } => {
