@@ -138,13 +138,20 @@ fn owner_invites_forged_certificates_stay_out_and_a_revoked_member_is_put_out() 
             })
         },
     );
-    std::thread::sleep(Duration::from_secs(12));
-    let s3 = status_of(&ring, 3);
-    assert!(
-        club_peers(&s3).is_empty(),
-        "a forged certificate must get no link: {:?}",
-        club_peers(&s3)
-    );
+    // For 12 s (n3 keeps trying its friends every second), no member ever holds a link to it.
+    // n3 itself may list a member for the moment between its own side admitting the member's
+    // valid certificate and the member's refusal closing the link; no ring traffic flows.
+    let until = Instant::now() + Duration::from_secs(12);
+    while Instant::now() < until {
+        for i in 0..3 {
+            let s = status_of(&ring, i);
+            assert!(
+                !club_peers(&s).contains(&addrs[3]),
+                "n{i} holds a link to the member with a forged certificate"
+            );
+        }
+        std::thread::sleep(Duration::from_millis(300));
+    }
     let refused_total: u64 = (0..3)
         .map(|i| status_of(&ring, i))
         .filter_map(|s| club(&s).and_then(|v| v.owned.as_ref()).map(|o| o.refused))
