@@ -177,19 +177,7 @@ async fn bi_in(
             };
             if let Some(h) = services.internal(&service) {
                 let answer = h(ring.name.clone(), peer, payload).await;
-                let mut out = Vec::new();
-                match answer {
-                    Ok(b) => {
-                        out.push(0);
-                        out.extend_from_slice(&b);
-                    }
-                    Err(e) => {
-                        out.push(2);
-                        out.extend_from_slice(e.as_bytes());
-                    }
-                }
-                let _ = send.write_all(&out).await;
-                let _ = send.finish();
+                answer_request(&mut send, answer).await;
                 return;
             }
             let Some(app) = ring.subscriber(&service) else {
@@ -269,17 +257,15 @@ pub async fn respond(ring: &RingServices, token: u64, answer: Result<Vec<u8>, St
     let Some(mut send) = send else {
         return;
     };
-    let mut out = Vec::new();
-    match answer {
-        Ok(b) => {
-            out.push(0);
-            out.extend_from_slice(&b);
-        }
-        Err(e) => {
-            out.push(2);
-            out.extend_from_slice(e.as_bytes());
-        }
-    }
+    answer_request(&mut send, answer).await;
+}
+
+/// Writes a request's answer (status 0 and the bytes, or 2 and the reason) and finishes.
+async fn answer_request(send: &mut SendStream, answer: Result<Vec<u8>, String>) {
+    let out = match answer {
+        Ok(b) => [&[0u8][..], &b].concat(),
+        Err(e) => [&[2u8][..], e.as_bytes()].concat(),
+    };
     let _ = send.write_all(&out).await;
     let _ = send.finish();
 }
