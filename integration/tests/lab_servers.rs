@@ -9,7 +9,6 @@ use std::time::Duration;
 use chamber::account::{Session, TlsMode};
 use chamber_lab::topology::{ALPHA, BETA, EJABBERD_IP, STUN_PRIMARY};
 use chamber_lab::{Lab, LabSpec, NatKind};
-use tokio_xmpp::Event;
 use tokio_xmpp::parsers::message::Message;
 use tokio_xmpp::parsers::presence::Presence;
 use xmpp_ext::extdisco::{ExternalService, ServiceKind, Transport};
@@ -210,18 +209,17 @@ fn the_lab_servers_work_from_every_site() {
     let expect = body.clone();
     let received = common::block_on_in(&site.host, move || async move {
         let mut rx = Session::login(&to).await.unwrap_or_else(|e| panic!("{e}"));
-        rx.client()
-            .send_stanza(Presence::available().into())
+        rx.send(Presence::available().into())
             .await
             .expect("presence");
         let mut tx = Session::login(&from)
             .await
             .unwrap_or_else(|e| panic!("{e}"));
         let msg = Message::chat(Some(to_jid.parse().expect("jid"))).with_body("en".into(), body);
-        tx.client().send_stanza(msg.into()).await.expect("send");
+        tx.send(msg.into()).await.expect("send");
         let got = tokio::time::timeout(Duration::from_secs(10), async {
-            while let Some(ev) = futures::StreamExt::next(rx.client()).await {
-                if let Event::Stanza(tokio_xmpp::Stanza::Message(m)) = ev
+            while let Some(st) = rx.next().await {
+                if let tokio_xmpp::Stanza::Message(m) = st
                     && let Some((_, b)) = m.get_best_body(vec![])
                 {
                     return Some(b.clone());

@@ -46,15 +46,11 @@ fn announce_as(
         let element = Announce::new(&key, ring().ring_id(), &signed_for).to_element();
         let mut p = Presence::new(Type::None);
         p.payloads.push(element.clone());
-        s.client()
-            .send_stanza(Stanza::Presence(p))
-            .await
-            .expect("send presence");
+        s.send(Stanza::Presence(p)).await.expect("send presence");
         for t in targets {
             let mut d = Presence::new(Type::None).with_to(t.parse::<Jid>().expect("jid"));
             d.payloads.push(element.clone());
-            s.client()
-                .send_stanza(Stanza::Presence(d))
+            s.send(Stanza::Presence(d))
                 .await
                 .expect("send directed presence");
         }

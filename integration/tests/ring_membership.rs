@@ -91,10 +91,7 @@ fn send_invite(
         .expect("seal");
         let mut s = Session::login(&cfg).await.unwrap_or_else(|e| panic!("{e}"));
         let msg = invite.to_message(to.parse::<Jid>().expect("jid"));
-        s.client()
-            .send_stanza(Stanza::Message(msg))
-            .await
-            .expect("send the invite");
+        s.send(Stanza::Message(msg)).await.expect("send the invite");
         tokio::time::sleep(Duration::from_millis(500)).await;
         s.close().await;
     });
@@ -104,8 +101,7 @@ fn send_invite(
 fn online_without_chamber(ns: &Netns, cfg: AccountConfig, hold: Duration) {
     common::block_on_in(ns, move || async move {
         let mut s = Session::login(&cfg).await.unwrap_or_else(|e| panic!("{e}"));
-        s.client()
-            .send_stanza(Stanza::Presence(Presence::new(PresenceType::None)))
+        s.send(Stanza::Presence(Presence::new(PresenceType::None)))
             .await
             .expect("send presence");
         tokio::time::sleep(hold).await;

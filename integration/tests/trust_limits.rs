@@ -18,7 +18,7 @@ use chamber::node::NodeStatus;
 use chamber::runtime::RingView;
 use chamber_lab::topology::ALPHA;
 use chamber_lab::{Lab, LabSpec, NatKind, Netns, SiteSpec};
-use futures::{FutureExt, StreamExt};
+use futures::FutureExt;
 use node_support::{Daemon, NodeHome, bound_jids};
 use tokio_xmpp::Stanza;
 use tokio_xmpp::jid::Jid;
@@ -64,16 +64,12 @@ fn flood(ns: &Netns, cfg: AccountConfig, to: String, n: usize) {
                     id: format!("f{i}"),
                     payload: jingle,
                 };
-                s.client()
-                    .send_stanza(Stanza::Iq(iq))
-                    .await
-                    .expect("send an initiate");
+                s.send(Stanza::Iq(iq)).await.expect("send an initiate");
                 // Read the answers as they come, or the server stops reading us.
-                while let Some(Some(_)) = s.client().next().now_or_never() {}
+                while let Some(Some(_)) = s.next().now_or_never() {}
             }
             // The last answers, then a clean close (bounded: the server may still be answering).
-            while let Ok(Some(_)) =
-                tokio::time::timeout(Duration::from_millis(500), s.client().next()).await
+            while let Ok(Some(_)) = tokio::time::timeout(Duration::from_millis(500), s.next()).await
             {
             }
             let _ = tokio::time::timeout(Duration::from_secs(3), s.close()).await;

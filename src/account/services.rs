@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use tokio_xmpp::jid::Jid;
-use tokio_xmpp::{IqRequest, IqResponse};
+use tokio_xmpp::parsers::iq::Iq;
 use xmpp_ext::extdisco::{self, ExternalService};
 
 use super::Session;
@@ -52,34 +52,35 @@ impl Session {
             server: server.clone(),
             reason: format!("{e}"),
         })?;
-        let token = self
-            .client()
-            .send_iq(Some(to), IqRequest::Get(extdisco::services_request(None)))
-            .await;
-        let answer = tokio::time::timeout(timeout, token)
-            .await
-            .map_err(|_| ServicesError::NoAnswer {
-                server: server.clone(),
-                reason: format!("no reply within {timeout:?}"),
-            })?
-            .map_err(|e| ServicesError::NoAnswer {
-                server: server.clone(),
-                reason: format!("{e:?}"),
-            })?;
-        match answer {
-            IqResponse::Result(Some(payload)) => {
-                extdisco::parse_response(&payload).map_err(|e| ServicesError::Malformed {
-                    server,
-                    reason: e.to_string(),
-                })
-            }
-            IqResponse::Result(None) => Err(ServicesError::Malformed {
+        let iq = Iq::Get {
+            from: None,
+            to: Some(to),
+            id: String::new(),
+            payload: extdisco::services_request(None),
+        };
+        match self.iq(iq, timeout).await {
+            Ok(Iq::Result {
+                payload: Some(payload),
+                ..
+            }) => extdisco::parse_response(&payload).map_err(|e| ServicesError::Malformed {
+                server,
+                reason: e.to_string(),
+            }),
+            Ok(Iq::Result { payload: None, .. }) => Err(ServicesError::Malformed {
                 server,
                 reason: "empty result".into(),
             }),
-            IqResponse::Error(e) => Err(ServicesError::Refused {
+            Ok(Iq::Error { error, .. }) => Err(ServicesError::Refused {
                 server,
-                condition: format!("{:?}", e.defined_condition),
+                condition: format!("{:?}", error.defined_condition),
+            }),
+            Ok(other) => Err(ServicesError::Malformed {
+                server,
+                reason: format!("not an answer: {other:?}"),
+            }),
+            Err(e) => Err(ServicesError::NoAnswer {
+                server,
+                reason: e.to_string(),
             }),
         }
     }
@@ -105,14 +106,14 @@ impl super::AccountHandle {
             .as_str()
             .parse()
             .map_err(|e| format!("{e}"))?;
-        let iq = tokio_xmpp::parsers::iq::Iq::Get {
+        let iq = Iq::Get {
             from: None,
             to: Some(to),
             id: String::new(),
             payload: extdisco::services_request(None),
         };
         match self.iq(iq, timeout).await {
-            Ok(tokio_xmpp::parsers::iq::Iq::Result {
+            Ok(Iq::Result {
                 payload: Some(p), ..
             }) => extdisco::parse_response(&p).map_err(|e| e.to_string()),
             Ok(other) => Err(format!("unexpected answer {other:?}")),

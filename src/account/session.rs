@@ -6,13 +6,23 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use std::collections::VecDeque;
+
 use futures::StreamExt;
+use tokio::sync::oneshot;
+use tokio_xmpp::Stanza;
 use tokio_xmpp::jid::{BareJid, Jid};
+use tokio_xmpp::parsers::iq::Iq;
+use tokio_xmpp::stanzastream::{Event, StanzaStage, StanzaState, StanzaStream, StreamEvent};
 use tokio_xmpp::xmlstream::Timeouts;
-use tokio_xmpp::{Client, Event};
 
 use super::connector::{ConnectFailure, Connector, Target, TlsMode};
+use super::iq::{IqError, IqTracker};
 use super::{LoginError, auth, tls};
+
+/// Stanzas read while waiting for an IQ answer, kept for [`Session::next`]; beyond this the
+/// oldest are dropped (a short session that never reads has no use for them).
+const QUEUED_MAX: usize = 256;
 
 /// How to reach and log into one account.
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
@@ -85,10 +95,19 @@ pub struct SessionInfo {
     pub login_ms: u64,
 }
 
-/// A logged-in account.
+/// A logged-in account, for short jobs (a login check, `netcheck`, lab tests); the daemon's
+/// long-lived accounts are [`super::AccountHandle`]s.
+///
+/// It owns tokio-xmpp's stanza stream directly, read and written from one task. tokio-xmpp's
+/// `Client` splits that stream behind a lock whose reader returns `Pending` without a waker when
+/// the writer holds it, so an answer sent while we were sending could sit unread for good (seen
+/// as XEP-0215 queries "unanswered" for 12 s while the server had answered in 2 ms).
 pub struct Session {
-    client: Client,
+    stream: StanzaStream,
     info: SessionInfo,
+    jid: BareJid,
+    tracker: IqTracker,
+    queued: VecDeque<Stanza>,
 }
 
 impl Session {
@@ -114,16 +133,17 @@ impl Session {
         let mechanism = tokio::time::timeout(deadline, probe(&connector, &jid, &cfg.password))
             .await
             .map_err(|_| timeout(&cfg.jid, deadline, connector.take_failure()))??;
-        let mut client = Client::new_with_connector(
+        let mut stream = StanzaStream::new_c2s(
+            connector.clone(),
             Jid::from(jid.clone()),
             cfg.password.clone(),
-            connector.clone(),
             Timeouts::default(),
+            16,
         );
         let left = deadline.saturating_sub(start.elapsed());
         let bound = tokio::time::timeout(left, async {
-            while let Some(event) = client.next().await {
-                if let Event::Online { bound_jid, .. } = event {
+            while let Some(event) = stream.next().await {
+                if let Event::Stream(StreamEvent::Reset { bound_jid, .. }) = event {
                     return Some(bound_jid);
                 }
             }
@@ -141,7 +161,13 @@ impl Session {
             login_ms: start.elapsed().as_millis() as u64,
         };
         tracing::info!(jid = %info.bound_jid, mechanism = %info.mechanism, ms = info.login_ms, "logged in");
-        Ok(Session { client, info })
+        Ok(Session {
+            stream,
+            info,
+            jid,
+            tracker: IqTracker::default(),
+            queued: VecDeque::new(),
+        })
     }
 
     /// What this login established.
@@ -149,16 +175,83 @@ impl Session {
         &self.info
     }
 
-    /// The underlying tokio-xmpp client, for sending stanzas and reading events.
-    pub fn client(&mut self) -> &mut Client {
-        &mut self.client
+    /// Sends a stanza (an id is added if it has none) and waits until it is written.
+    pub async fn send(&mut self, mut stanza: Stanza) -> Result<(), std::io::Error> {
+        let fresh = || format!("ch-{:016x}", rand::random::<u64>());
+        match &mut stanza {
+            Stanza::Iq(iq) if iq.id().is_empty() => *iq.id_mut() = fresh(),
+            Stanza::Message(m) if m.id.is_none() => {
+                m.id = Some(tokio_xmpp::parsers::message::Id(fresh()))
+            }
+            Stanza::Presence(p) if p.id.is_none() => p.id = Some(fresh()),
+            _ => {}
+        }
+        let mut token = self.stream.send(Box::new(stanza)).await;
+        match token.wait_for(StanzaStage::Sent).await {
+            Some(StanzaState::Sent { .. }) | Some(StanzaState::Acked { .. }) => Ok(()),
+            Some(StanzaState::Failed { error }) => Err(error.into_io_error()),
+            Some(StanzaState::Queued) | Some(StanzaState::Dropped) | None => Err(
+                std::io::Error::new(std::io::ErrorKind::NotConnected, "the stream closed"),
+            ),
+        }
+    }
+
+    /// The next stanza received, or `None` once the stream has ended.
+    pub async fn next(&mut self) -> Option<Stanza> {
+        if let Some(s) = self.queued.pop_front() {
+            return Some(s);
+        }
+        loop {
+            match self.stream.next().await? {
+                Event::Stanza(s) => return Some(s),
+                Event::Stream(_) => continue,
+            }
+        }
+    }
+
+    /// Sends an IQ request and waits for its answer, which counts only from the entity asked
+    /// (or our own server); stanzas arriving meanwhile are kept for [`Session::next`].
+    pub async fn iq(&mut self, mut iq: Iq, timeout: Duration) -> Result<Iq, IqError> {
+        let (reply, mut answer) = oneshot::channel();
+        let id = self.tracker.next_id();
+        *iq.id_mut() = id.clone();
+        self.tracker.insert(id, iq.to().cloned(), timeout, reply);
+        self.send(Stanza::Iq(iq))
+            .await
+            .map_err(|_| IqError::Closed)?;
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            if let Ok(result) = answer.try_recv() {
+                return result;
+            }
+            match tokio::time::timeout_at(deadline, self.stream.next()).await {
+                Err(_) => {
+                    self.tracker.expire(deadline);
+                    return answer.try_recv().unwrap_or(Err(IqError::Timeout(timeout)));
+                }
+                Ok(None) => return Err(IqError::Closed),
+                Ok(Some(Event::Stream(_))) => {}
+                Ok(Some(Event::Stanza(Stanza::Iq(iq)))) => {
+                    if let Some(other) = self.tracker.answer(iq, Some(&self.jid)) {
+                        self.keep(Stanza::Iq(other));
+                    }
+                }
+                Ok(Some(Event::Stanza(s))) => self.keep(s),
+            }
+        }
+    }
+
+    fn keep(&mut self, stanza: Stanza) {
+        if self.queued.len() >= QUEUED_MAX {
+            self.queued.pop_front();
+            tracing::debug!(jid = %self.info.bound_jid, "an unread stanza was dropped");
+        }
+        self.queued.push_back(stanza);
     }
 
     /// Ends the stream cleanly, so the server drops our presence at once (no ghost).
     pub async fn close(self) {
-        if let Err(e) = self.client.send_end().await {
-            tracing::debug!(%e, "stream close");
-        }
+        self.stream.close().await;
     }
 }
 

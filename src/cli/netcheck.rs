@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use xmpp_ext::extdisco::ExternalService;
 
 use super::{CliError, load, print_json};
-use crate::account::{ServicesError, Session, SessionInfo};
+use crate::account::{Session, SessionInfo};
 use crate::keystore::Keystore;
 use crate::reflect::{NetReport, ProbeConfig, StunServer, probe, stun_servers};
 
@@ -105,15 +105,7 @@ pub(super) async fn run(config_path: &Path, json: bool, extra: &[String]) -> Res
             Ok(mut s) => {
                 check.login = Some(s.info().clone());
                 let start = Instant::now();
-                // An answer that does not come in 4 s is asked for again (twice): a busy
-                // server has been seen to drop one such query right after login.
-                let mut r = s.external_services(Duration::from_secs(4)).await;
-                for _ in 0..2 {
-                    if !matches!(r, Err(ServicesError::NoAnswer { .. })) {
-                        break;
-                    }
-                    r = s.external_services(Duration::from_secs(4)).await;
-                }
+                let r = s.external_services(Duration::from_secs(8)).await;
                 check.services_ms = Some(start.elapsed().as_millis() as u64);
                 s.close().await;
                 match r {
