@@ -17,3 +17,4 @@ pub mod runtime;
 pub mod services;
 pub mod signal;
 pub mod trust;
+pub mod warm;

@@ -20,6 +20,8 @@ pub struct Paths {
     pub invites_file: PathBuf,
     /// Friends' node keys pinned on first sight (0600).
     pub pins_file: PathBuf,
+    /// Peers and addresses a restart rejoins from (0600; rebuilt if lost).
+    pub peer_cache: PathBuf,
 }
 
 impl Paths {
@@ -56,6 +58,7 @@ impl Paths {
             secrets_dir: data.join("chamber").join("secrets"),
             invites_file: data.join("chamber").join("invites.json"),
             pins_file: data.join("chamber").join("pins.json"),
+            peer_cache: data.join("chamber").join("peers.json"),
             control_socket: runtime.join("chamber").join("control.sock"),
         })
     }

@@ -131,6 +131,10 @@ fn xdg_paths() {
         p.pins_file,
         PathBuf::from("/home/a/.local/share/chamber/pins.json")
     );
+    assert_eq!(
+        p.peer_cache,
+        PathBuf::from("/home/a/.local/share/chamber/peers.json")
+    );
     // A relative XDG value is ignored, as the specification says.
     let p = Paths::from_vars(vars(&[("HOME", "/h"), ("XDG_CONFIG_HOME", "rel")])).unwrap();
     assert_eq!(

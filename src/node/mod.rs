@@ -67,7 +67,10 @@ pub async fn run(setup: NodeSetup, shutdown: impl Future<Output = ()>) -> Result
         &setup.secret,
         setup.ring_specs.clone(),
         handles.clone(),
-        RuntimeConfig::default(),
+        RuntimeConfig {
+            cache_file: Some(setup.peer_cache.clone()),
+            ..RuntimeConfig::default()
+        },
     );
     let app_socket = crate::services::app_socket::socket_path(&setup.control_socket);
     let (apps, services) = start_services(&setup.secret, &runtime, &app_socket).await?;

@@ -85,6 +85,8 @@ pub struct NodeSetup {
     pub invites_file: PathBuf,
     /// Where friends' pinned node keys are kept.
     pub pins_file: PathBuf,
+    /// The peer cache of warm restarts.
+    pub peer_cache: PathBuf,
 }
 
 impl NodeSetup {
@@ -140,6 +142,7 @@ impl NodeSetup {
             rendezvous,
             invites_file: paths.invites_file,
             pins_file: paths.pins_file,
+            peer_cache: paths.peer_cache,
         })
     }
 }

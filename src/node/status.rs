@@ -223,6 +223,13 @@ fn write_overlay(f: &mut fmt::Formatter<'_>, o: &RingView) -> fmt::Result {
             w.refused
         )?;
     }
+    if let Some(w) = &o.warm {
+        writeln!(
+            f,
+            "  warm restart: {} peers cached, knock port {} ({} knocks taken, {} dropped)",
+            w.cached_peers, w.knock_port, w.knocks_received, w.knocks_dropped
+        )?;
+    }
     let side = |v: &[String]| v.iter().map(short).collect::<Vec<_>>().join(" ");
     writeln!(f, "  left  {}", side(&o.left))?;
     writeln!(f, "  right {}", side(&o.right))?;

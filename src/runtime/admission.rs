@@ -108,6 +108,14 @@ impl Task {
         let Some(b) = bytes.as_ref() else {
             return false;
         };
+        // A peer closing our link because we were revoked says so first, with the owner's
+        // signed revocation: checked like any other, so a node that missed the broadcast
+        // learns it is out and stops knocking.
+        if b.starts_with(REVOKE) {
+            let (r, b) = (l.ring, b[REVOKE.len()..].to_vec());
+            self.revocation_in(r, &b);
+            return true;
+        }
         let is_hello = b.starts_with(HELLO);
         match (&mut l.waiting, is_hello) {
             (None, false) => false,
@@ -135,21 +143,49 @@ impl Task {
             }
             (Some(_), true) => {
                 let r = l.ring;
-                let checked = MemberCert::decode(&b[HELLO.len()..])
+                let cert = MemberCert::decode(&b[HELLO.len()..]);
+                let checked = cert
+                    .clone()
                     .and_then(|c| self.check_cert(r, id, &c).map(|()| c));
                 match checked {
                     Ok(c) => self.admit(id, c),
-                    Err(e) => self.refuse(id, &e),
+                    Err(e) => {
+                        let why = cert.ok().and_then(|c| self.revocation_of(r, &c).cloned());
+                        self.refuse(id, &e, why);
+                    }
                 }
                 true
             }
         }
     }
 
+    /// Whether our own certificate for ring `r` was revoked: then no link is admitted.
+    pub(super) fn self_revoked(&self, r: usize) -> bool {
+        self.rings[r].owned.as_ref().is_some_and(|o| {
+            self.rings[r]
+                .admission
+                .revocations
+                .iter()
+                .any(|rv| o.cert.revoked_by(rv))
+        })
+    }
+
+    /// The revocation that puts `c` out, if any.
+    fn revocation_of(&self, r: usize, c: &MemberCert) -> Option<&Revocation> {
+        self.rings[r]
+            .admission
+            .revocations
+            .iter()
+            .find(|rv| c.revoked_by(rv))
+    }
+
     fn check_cert(&self, r: usize, id: u64, c: &MemberCert) -> Result<(), CertError> {
         let (Some(owned), Some(l)) = (&self.rings[r].owned, self.links.get(&id)) else {
             return Err(CertError::BadIssuer);
         };
+        if self.self_revoked(r) {
+            return Err(CertError::Revoked);
+        }
         c.verify(self.rings[r].id, &owned.owner, unix_ms())?;
         if c.subject != l.identity {
             return Err(CertError::WrongKey);
@@ -162,12 +198,7 @@ impl Task {
                 peer: jid.clone(),
             });
         }
-        if self.rings[r]
-            .admission
-            .revocations
-            .iter()
-            .any(|rv| c.revoked_by(rv))
-        {
+        if self.revocation_of(r, c).is_some() {
             return Err(CertError::Revoked);
         }
         Ok(())
@@ -197,7 +228,9 @@ impl Task {
         self.drain(r);
     }
 
-    fn refuse(&mut self, id: u64, e: &CertError) {
+    /// Closes link `id` for want of a valid certificate; a revoked peer is shown its
+    /// revocation first.
+    fn refuse(&mut self, id: u64, e: &CertError, revoked: Option<Revocation>) {
         let Some(l) = self.links.remove(&id) else {
             return;
         };
@@ -209,7 +242,10 @@ impl Task {
         ring.failed.insert(l.peer, Instant::now());
         ring.core
             .handle_input(now, Input::LinkFailed { peer: l.peer });
-        l.close();
+        match revoked {
+            Some(rv) => l.close_with([REVOKE, &rv.encode()].concat()),
+            None => l.close(),
+        }
     }
 
     /// Every second: certificates sent again on young links, links that showed none closed,
@@ -228,7 +264,11 @@ impl Task {
             let age = now.duration_since(l.since);
             if l.waiting.is_some() {
                 if age > ADMIT_WAIT {
-                    self.refuse(id, &CertError::Malformed("no certificate shown in time"));
+                    self.refuse(
+                        id,
+                        &CertError::Malformed("no certificate shown in time"),
+                        None,
+                    );
                 } else if age < HELLO_FOR {
                     self.send_hello(id);
                 }
@@ -245,9 +285,13 @@ impl Task {
                 if let Some(l) = self.links.get(&id) {
                     tracing::warn!(ring = %self.rings[l.ring].name, peer = %l.peer, jid = %c.jid, %e, "closing the link of a member no longer valid");
                 }
+                let why = self.revocation_of(r, &c).cloned();
                 if let Some(l) = self.drop_link(id) {
                     self.rings[l.ring].admission.refused += 1;
-                    l.close();
+                    match why {
+                        Some(rv) => l.close_with([REVOKE, &rv.encode()].concat()),
+                        None => l.close(),
+                    }
                 }
             }
         }

@@ -63,6 +63,7 @@ impl Task {
     }
 
     pub(super) fn account_services(&mut self, account: usize, servers: Vec<IceServer>) {
+        self.warm_servers(&servers);
         let Some(a) = self.accounts.get_mut(account) else {
             return;
         };
@@ -212,6 +213,9 @@ impl Task {
     /// links double as near links, and a dozen nodes starting together do not run a dozen ICE
     /// searches each. Once in, friends are members like any other and the core decides.
     pub(super) fn link_friends(&mut self, r: usize) {
+        if self.self_revoked(r) {
+            return;
+        }
         let now = std::time::Instant::now();
         self.rings[r]
             .failed
@@ -321,7 +325,8 @@ impl Task {
     /// member, or a friend while the servers are down, over the ring. With neither, the link
     /// fails at once and the core relays.
     pub(super) fn link_wanted(&mut self, r: usize, peer: RingAddress) {
-        if self.linked(r, &peer) || self.rings[r].connecting.contains(&peer) {
+        if self.linked(r, &peer) || self.rings[r].connecting.contains(&peer) || self.self_revoked(r)
+        {
             return;
         }
         if self.friend_online(r, &peer) && self.connect_xmpp(r, peer, true) {
@@ -420,7 +425,7 @@ impl Task {
         };
         let id = self.next_link;
         self.next_link += 1;
-        let leaf = matches!(via, Via::Xmpp(_)) && !wanted;
+        let leaf = matches!(via, Via::Xmpp(_) | Via::Knock) && !wanted;
         tracing::info!(ring = %self.rings[r].name, %peer, ?kind, leaf, path = ?status.path.as_ref().map(|p| p.kind), "link up");
         let entry = LinkEntry::start(id, r, via, link, peer, self.cmds.clone());
         self.links.insert(id, entry);

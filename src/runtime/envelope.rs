@@ -12,6 +12,8 @@
 //! 0x04 pong         nonce:u64 hops:u16   the answer, with the hops the ping took
 //! 0x05 quic         packet…              a QUIC packet between two nodes' service
 //!                                        endpoints (`crate::services`), end-to-end encrypted
+//! 0x06 knock-at     port:u16             the port of the sender's knock socket
+//!                                        (`crate::warm`), told to each new link's peer
 //! ```
 
 use brunet_compat::address::Address as RingAddress;
@@ -23,6 +25,7 @@ const SIG_REPLY: u8 = 2;
 const PING: u8 = 3;
 const PONG: u8 = 4;
 const QUIC: u8 = 5;
+const KNOCK_AT: u8 = 6;
 
 /// Largest Jingle request accepted over the ring (an offer with a dozen candidates is ~2 KB).
 pub const MAX_SIGNAL: usize = 16 * 1024;
@@ -60,6 +63,11 @@ pub enum Envelope {
     },
     /// A QUIC packet for the services' endpoint.
     Quic(Vec<u8>),
+    /// The port of the sender's knock socket.
+    KnockAt {
+        /// The UDP port.
+        port: u16,
+    },
 }
 
 /// Why bytes are not an [`Envelope`].
@@ -91,6 +99,7 @@ impl Envelope {
             Envelope::Ping { .. } => "ping",
             Envelope::Pong { .. } => "pong",
             Envelope::Quic(_) => "quic",
+            Envelope::KnockAt { .. } => "knock-at",
         }
     }
 
@@ -130,6 +139,10 @@ impl Envelope {
                 out.reserve(packet.len());
                 out.push(QUIC);
                 out.extend_from_slice(packet);
+            }
+            Envelope::KnockAt { port } => {
+                out.push(KNOCK_AT);
+                out.extend_from_slice(&port.to_be_bytes());
             }
         }
         out
@@ -203,6 +216,12 @@ impl Envelope {
                 })
             }
             QUIC => Ok(Envelope::Quic(rest.to_vec())),
+            KNOCK_AT => {
+                let p = rest.get(..2).ok_or_else(short)?;
+                Ok(Envelope::KnockAt {
+                    port: u16::from_be_bytes([p[0], p[1]]),
+                })
+            }
             t => Err(EnvelopeError::UnknownTag(t)),
         }
     }
@@ -261,6 +280,7 @@ mod tests {
             Envelope::Ping { nonce: 99 },
             Envelope::Pong { nonce: 99, hops: 3 },
             Envelope::Quic(vec![0xc0; 1200]),
+            Envelope::KnockAt { port: 40_123 },
         ] {
             assert_eq!(Envelope::decode(&e.encode()), Ok(e));
         }
@@ -276,6 +296,10 @@ mod tests {
         assert_eq!(
             Envelope::decode(&[PONG, 0, 0, 0, 0, 0, 0, 0, 0, 1]),
             Err(EnvelopeError::Truncated(10))
+        );
+        assert_eq!(
+            Envelope::decode(&[KNOCK_AT, 1]),
+            Err(EnvelopeError::Truncated(2))
         );
         assert_eq!(
             Envelope::decode(&[0x7f]),

@@ -32,6 +32,10 @@ pub(super) struct LinkEntry {
     pub waiting: Option<Box<super::admission::Waiting>>,
     /// Owned rings: the peer's certificate, once it checked.
     pub cert: Option<xmpp_ext::cert::MemberCert>,
+    /// The peer's knock port, once it told us.
+    pub knock_port: Option<u16>,
+    /// Whether we told the peer ours.
+    pub knock_told: bool,
 }
 
 impl LinkEntry {
@@ -48,7 +52,7 @@ impl LinkEntry {
         let identity = link.record().keys().identity_bytes();
         let jid = match &via {
             Via::Xmpp(j) => Some(j.to_bare().to_string()),
-            Via::Ring => None,
+            Via::Ring | Via::Knock => None,
         };
         let (sender, rx) = link.split();
         // The datagram stream stays open while the sender lives; the end of a link is its
@@ -83,6 +87,8 @@ impl LinkEntry {
             jid,
             waiting: None,
             cert: None,
+            knock_port: None,
+            knock_told: false,
         }
     }
 
@@ -102,6 +108,17 @@ impl LinkEntry {
     pub fn close(self) {
         let sender = self.sender;
         tokio::spawn(async move { sender.close().await });
+    }
+
+    /// Sends `last` straight away (not behind the queue), then closes the link.
+    pub fn close_with(self, last: Vec<u8>) {
+        let sender = self.sender;
+        tokio::spawn(async move {
+            if let Err(e) = sender.send(&last).await {
+                tracing::debug!(%e, "last datagram not sent");
+            }
+            sender.close().await
+        });
     }
 }
 

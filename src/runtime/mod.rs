@@ -14,6 +14,7 @@
 //! - [`envelope`]: the runtime's own datagrams on the ring (signalling, ping);
 //! - `reqrep`: signalling requests over the ring sent again until answered;
 //! - `admission`: owned rings: member certificates on every link, revocations;
+//! - `rejoin`: warm restarts: the knock socket, beacons and the peer cache (`crate::warm`);
 //! - [`app`]: the services' packets, broadcasts and DHT requests (`crate::services`);
 //! - [`status`]: what `chamber status` and `chamber ring show` print.
 #![warn(missing_docs)]
@@ -24,6 +25,7 @@ mod connect;
 pub mod envelope;
 mod links;
 pub mod overlay_signal;
+mod rejoin;
 mod reqrep;
 mod ring;
 pub mod status;
@@ -41,7 +43,7 @@ use crate::account::AccountHandle;
 use crate::link::{IceServer, Link, LinkError, LinkerConfig, PathHint};
 use crate::signal::{IqFailure, Reply};
 pub use admission::OwnedRing;
-pub use status::{LinkView, PeerView, PingReport, RingView};
+pub use status::{LinkView, PeerView, PingReport, RingView, WarmView};
 
 /// A ring the runtime runs.
 #[derive(Clone, Debug)]
@@ -61,6 +63,8 @@ pub(crate) enum Via {
     Xmpp(FullJid),
     /// Signalled over the ring.
     Ring,
+    /// Signalled through the knock socket, from the peer cache (a warm restart).
+    Knock,
 }
 
 /// Commands to the runtime task.
@@ -115,6 +119,7 @@ pub(crate) enum Cmd {
     LinkGone {
         link: u64,
     },
+    Knock(Box<crate::warm::KnockIn>),
     Status(oneshot::Sender<Vec<RingView>>),
     Ping {
         target: String,
@@ -162,6 +167,8 @@ pub struct RuntimeConfig {
     pub linker: LinkerConfig,
     /// How long a ring member has to acknowledge a signalling request.
     pub ring_signal_timeout: Duration,
+    /// The peer cache of warm restarts; `None` runs without a knock socket.
+    pub cache_file: Option<std::path::PathBuf>,
 }
 
 impl Default for RuntimeConfig {
@@ -179,6 +186,7 @@ impl Default for RuntimeConfig {
         RuntimeConfig {
             linker,
             ring_signal_timeout: Duration::from_secs(8),
+            cache_file: None,
         }
     }
 }

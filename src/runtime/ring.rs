@@ -35,6 +35,10 @@ pub(super) struct RingRun {
     pub xmpp: Vec<Option<Linker<FullJid>>>,
     /// Links to members over ring signalling.
     pub overlay: Option<Linker<OverlayPeer>>,
+    /// The linker over the knock socket (warm restarts), once it is bound.
+    pub knock: Option<Linker<crate::warm::KnockPeer>>,
+    /// This ring's knock key, until the knock socket takes it.
+    pub knock_key: Option<crate::warm::wire::KnockKey>,
     /// Peers a link is being made to.
     pub connecting: BTreeSet<RingAddress>,
     /// Members still joining and the peer each named to reach it through, with when.
@@ -76,6 +80,8 @@ impl RingRun {
             friends: BTreeMap::new(),
             xmpp: vec![None; accounts],
             overlay: None,
+            knock: None,
+            knock_key: Some(crate::warm::wire::KnockKey::new(&spec.secret)),
             connecting: BTreeSet::new(),
             failed: BTreeMap::new(),
             vias: BTreeMap::new(),

@@ -42,6 +42,22 @@ pub struct RingView {
     /// An owned ring: the owner, our role and certificate, revocations known, links refused.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub owned: Option<OwnedView>,
+    /// Warm restarts: our knock socket and the peers cached for this ring.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub warm: Option<WarmView>,
+}
+
+/// The warm-restart state of a ring.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct WarmView {
+    /// The knock socket's UDP port.
+    pub knock_port: u16,
+    /// Cached peers with an address to knock at.
+    pub cached_peers: usize,
+    /// Knocks taken, on the whole socket.
+    pub knocks_received: u64,
+    /// Datagrams to the knock socket that were not knocks of our rings.
+    pub knocks_dropped: u64,
 }
 
 /// An owned ring, as this node stands in it.
@@ -51,7 +67,7 @@ pub struct OwnedView {
     pub owner: String,
     /// This node is the owner.
     pub we_own: bool,
-    /// Our certificate's role: member or admin.
+    /// Our certificate's role: member or admin; `revoked` once the owner revoked it.
     pub role: String,
     /// When our certificate expires (Unix ms).
     pub cert_expires_ms: u64,
@@ -153,6 +169,7 @@ impl Task {
                                 signalled: match &l.via {
                                     Via::Xmpp(j) => j.to_string(),
                                     Via::Ring => "ring".into(),
+                                    Via::Knock => "cache".into(),
                                 },
                                 age_s: l.since.elapsed().as_secs(),
                             }
@@ -184,12 +201,17 @@ impl Task {
             malformed: ring.core.stats().malformed + self.malformed,
             dropped_unroutable: ring.core.stats().no_route + ring.core.stats().ttl_drops,
             link_failures: ring.core.stats().link_failures,
+            warm: self.warm_view(r),
             owned: ring.owned.as_ref().map(|o| {
                 use sha2::{Digest, Sha256};
                 OwnedView {
                     owner: hex::encode(Sha256::digest(o.owner)),
                     we_own: o.owner == self.secret.public().identity_bytes(),
-                    role: format!("{:?}", o.cert.role).to_lowercase(),
+                    role: if self.self_revoked(r) {
+                        "revoked".into()
+                    } else {
+                        format!("{:?}", o.cert.role).to_lowercase()
+                    },
                     cert_expires_ms: o.cert.expires_ms,
                     revoked: ring
                         .admission

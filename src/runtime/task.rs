@@ -62,6 +62,8 @@ pub(super) struct Task {
     pub app_dropped: u64,
     /// DHT requests the services wait on.
     pub dht_waits: super::app::DhtWaits,
+    /// Warm restarts: the knock socket and the peer cache.
+    pub warm: Option<super::rejoin::Warm>,
 }
 
 impl Task {
@@ -101,6 +103,7 @@ impl Task {
             services: None,
             app_dropped: 0,
             dht_waits: Default::default(),
+            warm: None,
         }
     }
 
@@ -120,6 +123,10 @@ impl Task {
         for r in 0..self.rings.len() {
             self.drain(r);
         }
+        if let Some(path) = self.cfg.cache_file.clone() {
+            self.warm_start(path).await;
+        }
+        let beacon_ticks = (super::rejoin::BEACON_EVERY.as_millis() / TICK.as_millis()) as u64;
         let mut tick = tokio::time::interval(TICK);
         let mut ticks = 0u64;
         loop {
@@ -165,6 +172,7 @@ impl Task {
                             }
                         }
                         self.admission_tick();
+                        self.warm_tick(ticks.is_multiple_of(beacon_ticks));
                     }
                     self.signal_tick();
                 }
@@ -234,6 +242,7 @@ impl Task {
                 self.drain(r);
             }
             Cmd::LinkGone { link } => self.link_gone(link),
+            Cmd::Knock(k) => self.knock_in(*k),
             Cmd::Status(reply) => {
                 let _ = reply.send(self.views());
             }
@@ -404,6 +413,7 @@ impl Task {
                 src,
                 packet,
             }),
+            Ok(Envelope::KnockAt { port }) => self.knock_port_in(r, src, port),
             Err(e) => {
                 self.malformed += 1;
                 if self.malformed == 1 {
@@ -467,6 +477,7 @@ impl Task {
             .push(RingRun::new(&self.secret, spec, self.accounts.len(), now));
         let r = self.rings.len() - 1;
         tracing::info!(ring = %spec.name, "joined a ring");
+        self.warm_add_ring(r);
         let up = Inbound::RingUp {
             ring: r,
             name: spec.name.clone(),
@@ -513,6 +524,7 @@ impl Task {
     }
 
     fn shutdown(&mut self) {
+        self.warm_stop();
         let now = self.now();
         for r in 0..self.rings.len() {
             self.rings[r].core.leave(now);

@@ -18,6 +18,8 @@ use crate::Error;
 const RING_ID_DOMAIN: &[u8] = b"chamber/ring-id/v1\0";
 /// Domain prefix for [`RingSecret::link_psk`].
 const LINK_PSK_DOMAIN: &[u8] = b"chamber/ring-link-psk/v1\0";
+/// Domain prefix for [`RingSecret::knock_key`].
+const KNOCK_DOMAIN: &[u8] = b"chamber/ring-knock/v1\0";
 
 /// The secret shared by a ring's members, handed out in invites. Wiped when dropped.
 #[derive(Clone, PartialEq, Eq, Zeroize, ZeroizeOnDrop)]
@@ -51,6 +53,15 @@ impl RingSecret {
     pub fn link_psk(&self) -> zeroize::Zeroizing<[u8; 32]> {
         let mut h = Sha256::new();
         h.update(LINK_PSK_DOMAIN);
+        h.update(self.0);
+        zeroize::Zeroizing::new(h.finalize().into())
+    }
+
+    /// The key of the ring's warm-restart knocks (members' datagrams to each other's cached
+    /// addresses before any link or XMPP is up): another domain again.
+    pub fn knock_key(&self) -> zeroize::Zeroizing<[u8; 32]> {
+        let mut h = Sha256::new();
+        h.update(KNOCK_DOMAIN);
         h.update(self.0);
         zeroize::Zeroizing::new(h.finalize().into())
     }
