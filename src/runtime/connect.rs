@@ -82,15 +82,17 @@ impl Task {
         }
     }
 
-    fn linker_config(&self, account: Option<usize>) -> crate::link::LinkerConfig {
+    pub(super) fn linker_config(&self, account: Option<usize>) -> crate::link::LinkerConfig {
         let mut cfg = self.cfg.linker.clone();
         cfg.hint = self.hint;
         cfg.servers = match account {
             Some(i) => self.accounts[i].servers.clone().unwrap_or_default(),
+            // Before any account's server answered: the servers a warm restart cached.
             None => self
                 .accounts
                 .iter()
                 .find_map(|a| a.servers.clone())
+                .or_else(|| self.warm_servers_cached())
                 .unwrap_or_default(),
         };
         cfg

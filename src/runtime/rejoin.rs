@@ -135,13 +135,7 @@ impl Task {
             ring: r,
             socket: w.socket.clone(),
         });
-        let mut cfg = self.cfg.linker.clone();
-        cfg.hint = self.hint;
-        cfg.servers = self
-            .accounts
-            .iter()
-            .find_map(|a| a.servers.clone())
-            .unwrap_or_else(|| w.servers.clone());
+        let cfg = self.linker_config(None);
         let ring = &self.rings[r];
         let local = KnockPeer {
             addr: ring.me(),
@@ -176,10 +170,19 @@ impl Task {
             }
         });
         self.rings[r].knock = Some(linker);
-        // The ring linker need not wait for XMPP's servers either.
-        if self.rings[r].overlay.is_none() {
+        // With servers cached, the ring linker need not wait for XMPP's either (without, it
+        // starts once an account's server offers them, or links would have no TURN).
+        if self.rings[r].overlay.is_none() && self.warm_servers_cached().is_some() {
             self.start_overlay_linker(r);
         }
+    }
+
+    /// The servers cached by the last run, if any are fresh.
+    pub(super) fn warm_servers_cached(&self) -> Option<Vec<IceServer>> {
+        self.warm
+            .as_ref()
+            .filter(|w| !w.servers.is_empty())
+            .map(|w| w.servers.clone())
     }
 
     /// Knocks at ring `r`'s cached peers, freshest first.
@@ -274,7 +277,12 @@ impl Task {
             return;
         };
         link.knock_port = Some(port);
-        let remote = link.status().path.map(|p| p.remote);
+        // A relayed link's far end is the relay, not the peer.
+        let remote = link
+            .status()
+            .path
+            .filter(|p| p.kind != crate::link::PathKind::TurnRelay)
+            .map(|p| p.remote);
         let ring_hex = self.rings[r].id.to_hex();
         w.cache.heard(&ring_hex, &src, None, unix_ms());
         if let Some(remote) = remote {
@@ -331,13 +339,23 @@ impl Task {
         }
     }
 
-    /// XMPP offered servers: kept for the next start.
+    /// XMPP offered servers: kept for the next start, and given to the knock linkers that
+    /// started without any (a first start: they answer restarted peers' knocks, and need
+    /// reflexive and relay candidates as much as those do).
     pub(super) fn warm_servers(&mut self, servers: &[IceServer]) {
-        if let Some(w) = &mut self.warm
-            && !servers.is_empty()
-        {
-            w.cache.set_servers(servers, unix_ms());
-            w.dirty = true;
+        let Some(w) = &mut self.warm else { return };
+        if servers.is_empty() {
+            return;
+        }
+        w.cache.set_servers(servers, unix_ms());
+        w.dirty = true;
+        if w.servers.is_empty() {
+            w.servers = servers.to_vec();
+            for r in 0..self.rings.len() {
+                if !self.rings[r].left {
+                    self.start_knock_linker(r);
+                }
+            }
         }
     }
 
