@@ -401,12 +401,22 @@ impl Task {
         let peer = RingAddress::from_bytes(link.record().address().to_bytes());
         self.rings[r].connecting.remove(&peer);
         // Two links to one peer (offers crossed on different transports): both ends keep the
-        // one with the smaller session id.
+        // one with the smaller session id. A link from a newer record of the peer replaces
+        // the old one whatever the ids: the peer restarted, and the old link is dead (it
+        // would otherwise hold the new one off until its silence timeout).
+        let seq = link.record().sequence();
         let existing = self
             .links
             .iter()
             .find(|(_, l)| l.ring == r && l.peer == peer)
-            .map(|(&id, l)| (id, l.sid.as_str() <= link.sid()));
+            .map(|(&id, l)| {
+                let keep_old = match l.record_seq.cmp(&seq) {
+                    std::cmp::Ordering::Less => false,
+                    std::cmp::Ordering::Greater => true,
+                    std::cmp::Ordering::Equal => l.sid.as_str() <= link.sid(),
+                };
+                (id, keep_old)
+            });
         match existing {
             Some((_, true)) => {
                 tracing::debug!(%peer, "duplicate link closed");

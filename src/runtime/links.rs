@@ -32,6 +32,9 @@ pub(super) struct LinkEntry {
     pub waiting: Option<Box<super::admission::Waiting>>,
     /// Owned rings: the peer's certificate, once it checked.
     pub cert: Option<xmpp_ext::cert::MemberCert>,
+    /// The sequence of the peer's record (its start time): a higher one on a new link means
+    /// the peer restarted, and this link is a dead incarnation's.
+    pub record_seq: u64,
     /// The peer's knock port, once it told us.
     pub knock_port: Option<u16>,
     /// Whether we told the peer ours.
@@ -50,6 +53,7 @@ impl LinkEntry {
     ) -> LinkEntry {
         let sid = link.sid().to_owned();
         let identity = link.record().keys().identity_bytes();
+        let record_seq = link.record().sequence();
         let jid = match &via {
             Via::Xmpp(j) => Some(j.to_bare().to_string()),
             Via::Ring | Via::Knock => None,
@@ -87,6 +91,7 @@ impl LinkEntry {
             jid,
             waiting: None,
             cert: None,
+            record_seq,
             knock_port: None,
             knock_told: false,
         }
