@@ -105,11 +105,18 @@ fn ring_stream(ring: &Ring, from: usize, to: usize, bytes: u64) -> f64 {
         fileshare_support::app_socket(ring, from),
         fileshare_support::app_socket(ring, to),
     );
+    // A service name per round: the last round's listener is released by the daemon when its
+    // app's connection closes, which may be a moment after this round starts.
+    static ROUND: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let service = format!(
+        "bench-{}",
+        ROUND.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    );
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     rt.block_on(async move {
         let rx = Client::connect(&b, None).await.expect("client");
         let tx = Client::connect(&a, None).await.expect("client");
-        let mut listener = rx.listen("bench").await.expect("listen");
+        let mut listener = rx.listen(&service).await.expect("listen");
         let reader = tokio::spawn(async move {
             let (mut s, _) = listener.accept().await.expect("accept");
             let mut buf = vec![0u8; 256 * 1024];
@@ -127,7 +134,7 @@ fn ring_stream(ring: &Ring, from: usize, to: usize, bytes: u64) -> f64 {
         });
         let start = Instant::now();
         let mut s = tx
-            .connect_stream(&rx.address(), "bench")
+            .connect_stream(&rx.address(), &service)
             .await
             .expect("stream");
         let block = vec![0x5au8; 256 * 1024];
