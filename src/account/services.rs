@@ -52,13 +52,7 @@ impl Session {
             server: server.clone(),
             reason: format!("{e}"),
         })?;
-        let iq = Iq::Get {
-            from: None,
-            to: Some(to),
-            id: String::new(),
-            payload: extdisco::services_request(None),
-        };
-        match self.iq(iq, timeout).await {
+        match self.iq(services_iq(to), timeout).await {
             Ok(Iq::Result {
                 payload: Some(payload),
                 ..
@@ -106,18 +100,22 @@ impl super::AccountHandle {
             .as_str()
             .parse()
             .map_err(|e| format!("{e}"))?;
-        let iq = Iq::Get {
-            from: None,
-            to: Some(to),
-            id: String::new(),
-            payload: extdisco::services_request(None),
-        };
-        match self.iq(iq, timeout).await {
+        match self.iq(services_iq(to), timeout).await {
             Ok(Iq::Result {
                 payload: Some(p), ..
             }) => extdisco::parse_response(&p).map_err(|e| e.to_string()),
             Ok(other) => Err(format!("unexpected answer {other:?}")),
             Err(e) => Err(e.to_string()),
         }
+    }
+}
+
+/// The XEP-0215 `services` query to the server `to` (the id is set when it is sent).
+fn services_iq(to: Jid) -> Iq {
+    Iq::Get {
+        from: None,
+        to: Some(to),
+        id: String::new(),
+        payload: extdisco::services_request(None),
     }
 }

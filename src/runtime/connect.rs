@@ -106,33 +106,15 @@ impl Task {
         }
         let transport = Arc::new(XmppTransport::new(a.handle.clone(), IQ_TIMEOUT));
         let ring = &self.rings[r];
-        let (linker, mut incoming) = Linker::spawn(
+        let (linker, incoming) = Linker::spawn(
             jid,
             ring.identity.clone(),
             transport,
             self.linker_config(Some(account)),
             ring.xmpp_policy(),
         );
-        let cmds = self.cmds.clone();
-        tokio::spawn(async move {
-            while let Some(made) = incoming.recv().await {
-                let (via, result) = match made {
-                    Ok((from, link)) => (Via::Xmpp(from), Ok(Box::new(link))),
-                    Err((from, e)) => {
-                        tracing::info!(%from, %e, "incoming link failed");
-                        continue;
-                    }
-                };
-                let cmd = Cmd::LinkMade {
-                    ring: r,
-                    via,
-                    wanted: false,
-                    result,
-                };
-                if cmds.send(cmd).await.is_err() {
-                    return;
-                }
-            }
+        forward_incoming(incoming, self.cmds.clone(), r, |from: &FullJid| {
+            Via::Xmpp(from.clone())
         });
         self.rings[r].xmpp[account] = Some(linker);
     }
@@ -146,34 +128,14 @@ impl Task {
         });
         let ring = &self.rings[r];
         let local = OverlayPeer(ring.me());
-        let (linker, mut incoming) = Linker::spawn(
+        let (linker, incoming) = Linker::spawn(
             local,
             ring.identity.clone(),
             transport,
             self.linker_config(None),
             ring.overlay_policy(),
         );
-        let cmds = self.cmds.clone();
-        tokio::spawn(async move {
-            while let Some(made) = incoming.recv().await {
-                let result = match made {
-                    Ok((_, link)) => Ok(Box::new(link)),
-                    Err((from, e)) => {
-                        tracing::info!(%from, %e, "incoming ring link failed");
-                        continue;
-                    }
-                };
-                let cmd = Cmd::LinkMade {
-                    ring: r,
-                    via: Via::Ring,
-                    wanted: false,
-                    result,
-                };
-                if cmds.send(cmd).await.is_err() {
-                    return;
-                }
-            }
-        });
+        forward_incoming(incoming, self.cmds.clone(), r, |_: &OverlayPeer| Via::Ring);
         self.rings[r].overlay = Some(linker);
     }
 
@@ -527,4 +489,36 @@ impl Task {
                 .await;
         });
     }
+}
+
+/// Passes the links a linker accepted from peers to the runtime task, as made `via` the
+/// transport they were signalled over.
+pub(super) fn forward_incoming<A>(
+    mut incoming: crate::link::Incoming<A>,
+    cmds: tokio::sync::mpsc::Sender<Cmd>,
+    r: usize,
+    via: impl Fn(&A) -> Via + Send + 'static,
+) where
+    A: crate::signal::Address + Send + Sync + 'static,
+{
+    tokio::spawn(async move {
+        while let Some(made) = incoming.recv().await {
+            let (via, result) = match made {
+                Ok((from, link)) => (via(&from), Ok(Box::new(link))),
+                Err((from, e)) => {
+                    tracing::info!(%from, %e, "incoming link failed");
+                    continue;
+                }
+            };
+            let cmd = Cmd::LinkMade {
+                ring: r,
+                via,
+                wanted: false,
+                result,
+            };
+            if cmds.send(cmd).await.is_err() {
+                return;
+            }
+        }
+    });
 }

@@ -141,33 +141,15 @@ impl Task {
             addr: ring.me(),
             at: SocketAddr::from(([0, 0, 0, 0], w.socket.port())),
         };
-        let (linker, mut incoming) = Linker::spawn(
+        let (linker, incoming) = Linker::spawn(
             local,
             ring.identity.clone(),
             transport,
             cfg,
             knock_policy(ring.id),
         );
-        let cmds = self.cmds.clone();
-        tokio::spawn(async move {
-            while let Some(made) = incoming.recv().await {
-                let result = match made {
-                    Ok((_, link)) => Ok(Box::new(link)),
-                    Err((from, e)) => {
-                        tracing::info!(%from, %e, "incoming knock link failed");
-                        continue;
-                    }
-                };
-                let cmd = Cmd::LinkMade {
-                    ring: r,
-                    via: Via::Knock,
-                    wanted: false,
-                    result,
-                };
-                if cmds.send(cmd).await.is_err() {
-                    return;
-                }
-            }
+        super::connect::forward_incoming(incoming, self.cmds.clone(), r, |_: &KnockPeer| {
+            Via::Knock
         });
         self.rings[r].knock = Some(linker);
         // With servers cached, the ring linker need not wait for XMPP's either (without, it
