@@ -59,7 +59,7 @@ impl Task {
     /// Reads the cache, binds the knock socket on the cached port, and knocks at the cached
     /// peers of every ring with the cached servers.
     pub(super) async fn warm_start(&mut self, path: PathBuf) {
-        let cache = match PeerCache::load(&path) {
+        let mut cache = match PeerCache::load(&path) {
             Ok(c) => c,
             Err(e) => {
                 tracing::warn!("{e}");
@@ -75,6 +75,11 @@ impl Task {
             );
             RingAddress::from_bytes(record.address().to_bytes())
         });
+        if !cache.node.is_empty() && cache.node != me.to_string() {
+            tracing::warn!(path = %path.display(), "the peer cache was written under another node key; starting without it");
+            cache = PeerCache::default();
+        }
+        cache.node = me.to_string();
         let keys = self
             .rings
             .iter_mut()

@@ -71,6 +71,10 @@ pub struct CachedServer {
 /// The whole cache.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PeerCache {
+    /// The ring address of the node that wrote it: a cache is only used by the same node key
+    /// (a node with a new key is a new node to its peers, and must be let in as one).
+    #[serde(default)]
+    pub node: String,
     /// The port our knock socket had.
     #[serde(default)]
     pub knock_port: u16,
