@@ -35,8 +35,6 @@ pub(super) struct LinkEntry {
     /// The sequence of the peer's record (its start time): a higher one on a new link means
     /// the peer restarted, and this link is a dead incarnation's.
     pub record_seq: u64,
-    /// The peer's knock port, once it told us.
-    pub knock_port: Option<u16>,
     /// Whether we told the peer ours.
     pub knock_told: bool,
 }
@@ -92,7 +90,6 @@ impl LinkEntry {
             waiting: None,
             cert: None,
             record_seq,
-            knock_port: None,
             knock_told: false,
         }
     }

@@ -256,14 +256,9 @@ impl Task {
     pub(super) fn knock_port_in(&mut self, r: usize, src: RingAddress, port: u16) {
         let Some(w) = &mut self.warm else { return };
         // Only a linked peer's word is taken: the address is the one its link comes from.
-        let Some(link) = self
-            .links
-            .values_mut()
-            .find(|l| l.ring == r && l.peer == src)
-        else {
+        let Some(link) = self.links.values().find(|l| l.ring == r && l.peer == src) else {
             return;
         };
-        link.knock_port = Some(port);
         // A relayed link's far end is the relay, not the peer.
         let remote = link
             .status()
@@ -308,14 +303,7 @@ impl Task {
             for l in self.links.values() {
                 let ring_hex = self.rings[l.ring].id.to_hex();
                 w.cache.heard(&ring_hex, &l.peer, None, now);
-                let addrs = w
-                    .cache
-                    .peers(&ring_hex, 0)
-                    .into_iter()
-                    .find(|(p, _)| *p == l.peer)
-                    .map(|(_, a)| a)
-                    .unwrap_or_default();
-                for at in addrs.into_iter().take(2) {
+                for at in w.cache.knock_addrs(&ring_hex, &l.peer).into_iter().take(2) {
                     w.socket.beacon(l.ring, at);
                 }
             }

@@ -173,6 +173,16 @@ impl PeerCache {
         }
     }
 
+    /// Where `peer` of `ring` may be knocked at, freshest first.
+    pub fn knock_addrs(&self, ring: &str, peer: &RingAddress) -> Vec<SocketAddr> {
+        let address = peer.to_string();
+        self.rings
+            .get(ring)
+            .and_then(|ps| ps.iter().find(|p| p.address == address))
+            .map(|p| p.knock.clone())
+            .unwrap_or_default()
+    }
+
     /// The peers of `ring` heard from since `since_ms`, freshest first, with the addresses to
     /// knock at.
     pub fn peers(&self, ring: &str, since_ms: u64) -> Vec<(RingAddress, Vec<SocketAddr>)> {
