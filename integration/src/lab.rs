@@ -433,9 +433,18 @@ impl Lab {
 
     /// Stops the named server (`"Prosody"`, `"ejabberd"`, `"coturn"`), for outage tests.
     pub fn stop_server(&mut self, what: &str) {
+        self.end_server(what, ServerProcess::stop);
+    }
+
+    /// Kills one server at once, as a crash would (see [`ServerProcess::crash`]).
+    pub fn crash_server(&mut self, what: &str) {
+        self.end_server(what, ServerProcess::crash);
+    }
+
+    fn end_server(&mut self, what: &str, end: fn(&mut ServerProcess)) {
         self.servers.retain_mut(|s| {
             if s.what() == what {
-                s.stop();
+                end(s);
                 false
             } else {
                 true

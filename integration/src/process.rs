@@ -103,6 +103,16 @@ impl ServerProcess {
     /// exit long before the server has let go of its ports), then SIGKILL to whatever is left
     /// after five seconds. Returns when none of them runs.
     pub fn stop(&mut self) {
+        self.end(Signal::SIGTERM);
+    }
+
+    /// Kills the server at once (SIGKILL to its whole process tree), as a crash or a power
+    /// cut would: no stream is closed, clients find out from their sockets.
+    pub fn crash(&mut self) {
+        self.end(Signal::SIGKILL);
+    }
+
+    fn end(&mut self, first: Signal) {
         let root = self.child.id() as i32;
         let tree = process_tree(root);
         let signal_all = |sig: Signal| {
@@ -110,9 +120,9 @@ impl ServerProcess {
                 let _ = kill(Pid::from_raw(*pid), sig);
             }
         };
-        signal_all(Signal::SIGTERM);
+        signal_all(first);
         let deadline = Instant::now() + Duration::from_secs(5);
-        let mut killed = false;
+        let mut killed = first == Signal::SIGKILL;
         loop {
             let _ = self.child.try_wait();
             if tree.iter().all(|p| !running(*p)) {

@@ -110,8 +110,8 @@ fn rendezvous_nodes_reconnect_and_rediscover_after_a_server_restart() {
     let took = wait_all_see_all(&homes, Duration::from_secs(15)).unwrap_or_else(|e| {
         panic!(
             "not rediscovered within 15 s: {e}\nnode a:\n{}\nnode b:\n{}",
-            daemons[0].tail(30),
-            daemons[1].tail(30)
+            daemons[0].tail(60),
+            daemons[1].tail(60)
         )
     });
     eprintln!(
@@ -139,9 +139,11 @@ fn rendezvous_nodes_reconnect_and_rediscover_after_a_server_restart() {
         }
     }
 
-    // The same with ejabberd, under node b.
+    // The same with ejabberd, under node b, but as a crash: no stream is closed, so node b
+    // tries to resume its XEP-0198 session with a server that forgot it (and that says so
+    // in a `<failed/>` tokio-xmpp cannot parse: see `account::link`).
     let down = Instant::now();
-    lab.stop_server("ejabberd");
+    lab.crash_server("ejabberd");
     homes[1]
         .wait_status(Duration::from_secs(10), |s| {
             s.accounts[0].state != LinkState::Online
@@ -149,11 +151,14 @@ fn rendezvous_nodes_reconnect_and_rediscover_after_a_server_restart() {
         .unwrap_or_else(|| panic!("node b did not notice:\n{}", daemons[1].tail(20)));
     let t = Instant::now();
     lab.start_server("ejabberd").expect("start ejabberd again");
-    eprintln!("ejabberd started again in {} ms", t.elapsed().as_millis());
+    eprintln!(
+        "ejabberd started again after a crash in {} ms",
+        t.elapsed().as_millis()
+    );
     let took = wait_all_see_all(&homes, Duration::from_secs(15)).unwrap_or_else(|e| {
         panic!(
             "not rediscovered within 15 s of ejabberd's restart: {e}\n{}",
-            daemons[1].tail(30)
+            daemons[1].tail(60)
         )
     });
     eprintln!(

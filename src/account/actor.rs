@@ -95,6 +95,8 @@ impl AccountHandle {
             backoff: std::sync::Mutex::new(Backoff::new(opts.backoff_base, opts.backoff_max)),
             closing: AtomicBool::new(false),
             reports: reports_tx,
+            negotiating: AtomicBool::new(false),
+            plain_last: AtomicBool::new(false),
         });
         let (commands, cmd_rx) = mpsc::channel(256);
         let task = Task {
@@ -308,7 +310,7 @@ impl Task {
                     return;
                 };
                 let first = self.status.borrow().online_since_ms.is_none();
-                self.dialer.reset_backoff();
+                self.dialer.online();
                 self.online = true;
                 self.status.send_modify(|s| {
                     s.state = LinkState::Online;
@@ -330,7 +332,7 @@ impl Task {
                 .await;
             }
             Event::Stream(StreamEvent::Resumed) => {
-                self.dialer.reset_backoff();
+                self.dialer.online();
                 self.online = true;
                 let bound = self.status.borrow().bound_jid.clone();
                 self.status.send_modify(|s| {

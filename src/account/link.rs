@@ -40,6 +40,10 @@ pub(crate) struct Dialer {
     pub(crate) backoff: Mutex<Backoff>,
     pub(crate) closing: AtomicBool,
     pub(crate) reports: mpsc::UnboundedSender<Report>,
+    /// A connection was handed to the stream and has not come online (bound or resumed) yet.
+    pub(crate) negotiating: AtomicBool,
+    /// The last connection handed over had stream management hidden (see [`stanza_stream`]).
+    pub(crate) plain_last: AtomicBool,
 }
 
 impl Dialer {
@@ -61,19 +65,22 @@ impl Dialer {
     }
 
     /// Retries until an attempt works (and hands the connection to the stream), or the
-    /// account closes.
-    pub(crate) async fn connect_until_done(&self) -> Option<(Connection, String)> {
+    /// account closes. `now`: the first attempt goes without waiting.
+    pub(crate) async fn connect_until_done(&self, mut now: bool) -> Option<(Connection, String)> {
         loop {
             if self.closing.load(Ordering::Relaxed) {
                 return None;
             }
-            let (attempt, delay) = {
-                let mut b = self.backoff.lock().unwrap_or_else(|p| p.into_inner());
-                let delay = b.next_delay(&mut rand::thread_rng());
-                (b.attempts(), delay)
-            };
-            let _ = self.reports.send(Report::Waiting { attempt, delay });
-            tokio::time::sleep(delay).await;
+            if !now {
+                let (attempt, delay) = {
+                    let mut b = self.backoff.lock().unwrap_or_else(|p| p.into_inner());
+                    let delay = b.next_delay(&mut rand::thread_rng());
+                    (b.attempts(), delay)
+                };
+                let _ = self.reports.send(Report::Waiting { attempt, delay });
+                tokio::time::sleep(delay).await;
+            }
+            now = false;
             if self.closing.load(Ordering::Relaxed) {
                 return None;
             }
@@ -97,8 +104,10 @@ impl Dialer {
         }
     }
 
-    /// Back to short delays (the stream is online again).
-    pub(crate) fn reset_backoff(&self) {
+    /// The stream is online again (bound or resumed): back to short delays.
+    pub(crate) fn online(&self) {
+        self.negotiating.store(false, Ordering::Relaxed);
+        self.plain_last.store(false, Ordering::Relaxed);
         self.backoff
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -107,21 +116,38 @@ impl Dialer {
 }
 
 /// A stanza stream whose first connection is `first` and whose reconnects go through `dialer`.
+///
+/// A connection lost after login but before it came online failed in tokio-xmpp's resume or
+/// bind. The known cause: a restarted ejabberd answers a resumption with `<failed/>` without
+/// `h`, which xmpp-parsers 0.23 cannot parse, so tokio-xmpp drops the stream and tries to
+/// resume again, forever. The next connection then hides the server's stream management
+/// feature, which makes tokio-xmpp drop its old session state and bind afresh (that session
+/// goes without XEP-0198; the next full login has it again). The first such retry goes at
+/// once: the server is up, and we know what to change.
 pub(crate) fn stanza_stream(dialer: Arc<Dialer>, first: Connection) -> StanzaStream {
     let mut first = Some(first);
     let reconnect = move |_: Option<String>, mut slot: oneshot::Sender<Connection>| {
         if let Some(conn) = first.take() {
+            dialer.negotiating.store(true, Ordering::Relaxed);
             let _ = slot.send(conn);
             return;
         }
         let dialer = dialer.clone();
         tokio::spawn(async move {
+            let failed = dialer.negotiating.swap(false, Ordering::Relaxed);
+            let again = failed && dialer.plain_last.load(Ordering::Relaxed);
             let conn = tokio::select! {
-                conn = dialer.connect_until_done() => conn,
+                conn = dialer.connect_until_done(failed && !again) => conn,
                 () = slot.closed() => return,
             };
             match conn {
-                Some((conn, _)) => {
+                Some((mut conn, _)) => {
+                    if failed {
+                        tracing::warn!(jid = %dialer.jid, "the last login failed while resuming or binding the session; logging in afresh without stream management (XEP-0198)");
+                        conn.features.stream_management = None;
+                    }
+                    dialer.plain_last.store(failed, Ordering::Relaxed);
+                    dialer.negotiating.store(true, Ordering::Relaxed);
                     let _ = slot.send(conn);
                 }
                 // Closing: keep the slot until the stream goes away, because a dropped slot
