@@ -110,3 +110,61 @@ fn replicas_are_repaired_when_holders_crash() {
         .unwrap();
     assert_eq!(get(&mut r, asker, k), Some(vec![b"kept".to_vec()]));
 }
+
+#[test]
+fn a_writer_over_its_rate_is_refused_and_others_are_not() {
+    let mut r = Ring::build(
+        12,
+        4,
+        |i| Config {
+            dht_write_rate: 1.0,
+            dht_write_burst: 5,
+            ..Config::with_seed(i as u64)
+        },
+        Duration::from_secs(60),
+    );
+    let k = key(0x33);
+    // A first value shows who holds the key; the flooder and the other writer hold nothing
+    // (an owner's own writes are not limited).
+    let mark = r.events.len();
+    let id = r.with(0, |n, now| {
+        n.dht_put(now, k, b"first".to_vec(), 600, Vec::new())
+    });
+    r.run_for(Duration::from_secs(5));
+    assert_eq!(answer(&r, 0, id, mark), Event::DhtPutDone { id, ok: true });
+    let held = holders(&r);
+    let mut others = (1..r.nodes.len()).filter(|i| !held.contains(i));
+    let (flooder, other) = (
+        others.next().expect("a writer"),
+        others.next().expect("another"),
+    );
+    let mark = r.events.len();
+    let ids: Vec<RequestId> = (0..20u8)
+        .map(|v| {
+            r.with(flooder, |n, now| {
+                n.dht_put(now, k, vec![v], 600, Vec::new())
+            })
+        })
+        .collect();
+    r.run_for(Duration::from_secs(5));
+    let stored = ids
+        .iter()
+        .filter(|id| answer(&r, flooder, **id, mark) == Event::DhtPutDone { id: **id, ok: true })
+        .count();
+    let limited: u64 = (0..r.nodes.len())
+        .filter_map(|i| r.nodes[i].as_ref())
+        .map(|n| n.stats().dht_writes_limited)
+        .sum();
+    assert!(limited > 0, "nothing was limited ({stored} stored)");
+    assert_eq!(stored, 5, "the burst, no more");
+    // Another writer is served at once.
+    let mark = r.events.len();
+    let id = r.with(other, |n, now| {
+        n.dht_put(now, k, b"other".to_vec(), 600, Vec::new())
+    });
+    r.run_for(Duration::from_secs(5));
+    assert_eq!(
+        answer(&r, other, id, mark),
+        Event::DhtPutDone { id, ok: true }
+    );
+}

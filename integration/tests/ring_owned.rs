@@ -198,4 +198,43 @@ fn owner_invites_forged_certificates_stay_out_and_a_revoked_member_is_put_out() 
         club_peers(&s2).is_empty(),
         "a revoked member must not link again"
     );
+
+    // n1 restarts: the revocation comes back from its disk before any link or DHT read.
+    let file = ring.homes[1]
+        .dir
+        .join("xdg-data")
+        .join("chamber")
+        .join("revoked.json");
+    assert!(file.is_file(), "no {}", file.display());
+    ring.daemons[1].terminate();
+    ring.daemons[1] = ring.homes[1].up(ring.host(1));
+    let first = wait_view(&ring, 1);
+    let o = club(&first).and_then(|v| v.owned.as_ref()).expect("owned");
+    assert_eq!(
+        o.revoked,
+        vec!["user3@alpha.lab".to_string()],
+        "n1 forgot the revocation over a restart ({} peers linked)",
+        club_peers(&first).len()
+    );
+    eprintln!(
+        "after a restart n1 knew the revocation with {} peers linked",
+        club_peers(&first).len()
+    );
+}
+
+/// Node `i`'s first status that shows ring `club`.
+fn wait_view(ring: &ring_support::Ring, i: usize) -> NodeStatus {
+    let start = Instant::now();
+    loop {
+        if let Some(s) = ring.homes[i].status()
+            && club(&s).is_some()
+        {
+            return s;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "n{i} did not come back"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }

@@ -4,7 +4,9 @@
 //! what its per-JID rate limit refused. Then B's node key is replaced (its key file removed, the
 //! daemon restarted): A refuses the new key — no friend, no link — logs it once and shows both
 //! fingerprints in `chamber status`, and seals no invite to it; `chamber trust` without a
-//! terminal refuses to accept unasked, with `--yes` accepts, and A and B link again.
+//! terminal refuses to accept unasked, with `--yes` accepts, and A and B link again. Between
+//! the two, B's app floods the DHT: A, owner of about half the keys, refuses B's writes over
+//! its per-writer rate and counts them.
 
 mod common;
 mod node_support;
@@ -78,6 +80,32 @@ fn flood(ns: &Netns, cfg: AccountConfig, to: String, n: usize) {
             .await
             .expect("the flood is sent within 90 s");
     });
+}
+
+/// Puts `n` values under `n` keys through the app socket of the daemon whose control socket
+/// is `control`, all at once; returns how many were stored and how many refused.
+fn dht_flood(control: &Path, n: usize) -> (usize, usize) {
+    let socket = chamber::services::app_socket::socket_path(control);
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    rt.block_on(async {
+        let c = chamber::api::Client::connect(&socket, Some("lab"))
+            .await
+            .expect("app socket");
+        let puts = (0..n).map(|i| {
+            let c = &c;
+            async move {
+                c.dht_put(&format!("flood/{i}"), b"x", Duration::from_secs(600))
+                    .await
+                    .is_ok()
+            }
+        });
+        let ok = futures::future::join_all(puts)
+            .await
+            .into_iter()
+            .filter(|ok| *ok)
+            .count();
+        (ok, n - ok)
+    })
 }
 
 fn to_hex(b: &[u8]) -> String {
@@ -188,6 +216,30 @@ fn floods_are_limited_and_a_changed_node_key_is_refused_until_trusted() {
         "[{:?}] floods done: {pings} pings answered, slowest status {slowest:?}, {:?}",
         started.elapsed(),
         s.limits
+    );
+
+    // --- A member's DHT flood: B's app writes 400 values under 400 keys at once. ---
+    // A, as the owner of about half the keys, serves B a burst and a rate, refuses the rest
+    // and counts them; the ring keeps answering.
+    let (stored, refused) = dht_flood(&b.socket, 400);
+    let s = a
+        .wait_status(Duration::from_secs(10), |s| {
+            lab_ring(s).is_some_and(|v| v.dht_writes_limited > 0)
+        })
+        .unwrap_or_else(|| panic!("A limited no DHT write ({stored} stored, {refused} refused)"));
+    let limited = lab_ring(&s).expect("lab ring").dht_writes_limited;
+    assert!(
+        refused > 0 && stored > 0,
+        "{stored} stored, {refused} refused"
+    );
+    assert!(linked(&s, &b_addr), "the DHT flood cost the link to B");
+    let out = a.run(a_ns, &["ping", &b_bare, "--count", "1"], "");
+    assert!(out.status.success(), "ping after the DHT flood");
+    let text = String::from_utf8_lossy(&a.run(a_ns, &["status"], "").stdout).into_owned();
+    assert!(text.contains(&format!("{limited} DHT writes")), "{text}");
+    eprintln!(
+        "[{:?}] DHT flood: {stored} stored, {refused} refused; A limited {limited}",
+        started.elapsed()
     );
 
     // --- B's node key changes: its key file is replaced and the daemon restarted. ---

@@ -22,6 +22,8 @@ pub struct Paths {
     pub pins_file: PathBuf,
     /// Peers and addresses a restart rejoins from (0600; rebuilt if lost).
     pub peer_cache: PathBuf,
+    /// Owned rings' revocations, kept across restarts (0600; the ring's DHT has them too).
+    pub revoked_file: PathBuf,
 }
 
 impl Paths {
@@ -59,6 +61,7 @@ impl Paths {
             invites_file: data.join("chamber").join("invites.json"),
             pins_file: data.join("chamber").join("pins.json"),
             peer_cache: data.join("chamber").join("peers.json"),
+            revoked_file: data.join("chamber").join("revoked.json"),
             control_socket: runtime.join("chamber").join("control.sock"),
         })
     }

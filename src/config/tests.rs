@@ -135,6 +135,10 @@ fn xdg_paths() {
         p.peer_cache,
         PathBuf::from("/home/a/.local/share/chamber/peers.json")
     );
+    assert_eq!(
+        p.revoked_file,
+        PathBuf::from("/home/a/.local/share/chamber/revoked.json")
+    );
     // A relative XDG value is ignored, as the specification says.
     let p = Paths::from_vars(vars(&[("HOME", "/h"), ("XDG_CONFIG_HOME", "rel")])).unwrap();
     assert_eq!(

@@ -69,6 +69,7 @@ pub async fn run(setup: NodeSetup, shutdown: impl Future<Output = ()>) -> Result
         handles.clone(),
         RuntimeConfig {
             cache_file: Some(setup.peer_cache.clone()),
+            revoked_file: Some(setup.revoked_file.clone()),
             ..RuntimeConfig::default()
         },
     );

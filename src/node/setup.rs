@@ -87,6 +87,8 @@ pub struct NodeSetup {
     pub pins_file: PathBuf,
     /// The peer cache of warm restarts.
     pub peer_cache: PathBuf,
+    /// Owned rings' revocations, kept across restarts.
+    pub revoked_file: PathBuf,
 }
 
 impl NodeSetup {
@@ -143,6 +145,7 @@ impl NodeSetup {
             invites_file: paths.invites_file,
             pins_file: paths.pins_file,
             peer_cache: paths.peer_cache,
+            revoked_file: paths.revoked_file,
         })
     }
 }

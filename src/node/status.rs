@@ -235,11 +235,14 @@ fn write_overlay(f: &mut fmt::Formatter<'_>, o: &RingView) -> fmt::Result {
     writeln!(f, "  right {}", side(&o.right))?;
     writeln!(
         f,
-        "  peers ({}); {} malformed, {} unroutable messages; {} links failed",
+        "  peers ({}); {} malformed, {} unroutable messages; {} links failed; over the rate: \
+         {} connect-to-me, {} DHT writes",
         o.peers.len(),
         o.malformed,
         o.dropped_unroutable,
-        o.link_failures
+        o.link_failures,
+        o.signals_limited,
+        o.dht_writes_limited
     )?;
     for p in &o.peers {
         write!(f, "    {} [{}] ", short(&p.address), p.roles)?;

@@ -363,8 +363,33 @@ impl Task {
             tracing::error!(ring = %self.rings[r].name, "this node's own certificate was revoked; it cannot take part in the ring any more");
         }
         self.rings[r].admission.revocations.push(rv);
+        if let Some(path) = &self.cfg.revoked_file
+            && let Err(e) = super::revoked_file::add(path, &self.rings[r].id.to_hex(), bytes)
+        {
+            tracing::warn!(path = %path.display(), %e, "could not keep a revocation on disk; it stays in memory and in the ring's DHT");
+        }
         // The next tick closes the links; do it now.
         self.admission_tick();
+    }
+
+    /// Owned ring `r`'s revocations kept on disk, checked again like any other.
+    pub(super) fn revocations_from_disk(&mut self, r: usize) {
+        let Some(path) = self.cfg.revoked_file.clone() else {
+            return;
+        };
+        if self.rings[r].owned.is_none() {
+            return;
+        }
+        match super::revoked_file::load(&path, &self.rings[r].id.to_hex()) {
+            Ok(list) => {
+                for bytes in list {
+                    self.revocation_in(r, &bytes);
+                }
+            }
+            Err(e) => {
+                tracing::warn!(path = %path.display(), %e, "revocations on disk unreadable; the ring's DHT has them");
+            }
+        }
     }
 
     /// Owner or admin: renews the certificate `cert` of the member at `from` (it must still be

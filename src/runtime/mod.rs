@@ -27,6 +27,7 @@ mod links;
 pub mod overlay_signal;
 mod rejoin;
 mod reqrep;
+mod revoked_file;
 mod ring;
 pub mod status;
 mod task;
@@ -169,6 +170,8 @@ pub struct RuntimeConfig {
     pub ring_signal_timeout: Duration,
     /// The peer cache of warm restarts; `None` runs without a knock socket.
     pub cache_file: Option<std::path::PathBuf>,
+    /// Where owned rings' revocations are kept across restarts; `None` keeps them in memory.
+    pub revoked_file: Option<std::path::PathBuf>,
 }
 
 impl Default for RuntimeConfig {
@@ -187,6 +190,7 @@ impl Default for RuntimeConfig {
             linker,
             ring_signal_timeout: Duration::from_secs(8),
             cache_file: None,
+            revoked_file: None,
         }
     }
 }

@@ -214,12 +214,18 @@ impl Task {
         else {
             return;
         };
+        let over =
+            matches!(k.envelope, Envelope::SigRequest { .. }) && !self.signal_allowed(r, k.from);
         let ring_hex = self.rings[r].id.to_hex();
         let Some(w) = &mut self.warm else { return };
         w.cache.heard(&ring_hex, &k.from, Some(k.src), unix_ms());
         w.dirty = true;
         match k.envelope {
             Envelope::Ping { .. } => {}
+            Envelope::SigRequest { id, .. } if over => {
+                let reply = Reply::Error(IqFailure::ResourceConstraint);
+                w.socket.reply(r, k.src, k.from, id, reply);
+            }
             Envelope::SigRequest { id, xml, .. } => {
                 let socket = w.socket.clone();
                 let Some(linker) = self.rings[r].knock.clone() else {

@@ -13,12 +13,18 @@ use tokio::sync::oneshot;
 use super::envelope::Envelope;
 use super::task::Task;
 use crate::signal::{IqFailure, Reply};
+use crate::trust::limits::RateLimiter;
 
 /// First wait before sending a request again; it doubles up to [`RESEND_MAX`].
 const RESEND_FIRST: Duration = Duration::from_millis(400);
 const RESEND_MAX: Duration = Duration::from_secs(2);
 /// How long an answer is kept for repeated requests.
 const ANSWER_KEEP: Duration = Duration::from_secs(30);
+/// New requests (connect-to-me offers, their candidates and answers) taken per ring source
+/// and second, sustained: a link takes a handful, a joining node makes a dozen links.
+pub(super) const REQUEST_RATE: f64 = 20.0;
+/// … and in a burst.
+pub(super) const REQUEST_BURST: u32 = 100;
 
 /// A request waiting for its answer.
 pub(super) struct Outgoing {
@@ -37,10 +43,25 @@ pub(super) struct Answered {
 }
 
 /// Both directions' bookkeeping.
-#[derive(Default)]
 pub(super) struct ReqRep {
     out: HashMap<u32, Outgoing>,
     answered: HashMap<(RingAddress, u32), Answered>,
+    /// New requests per source: a member's connect-to-me storm is answered
+    /// `resource-constraint` without reaching the linker, and costs no memory here.
+    limiter: RateLimiter,
+    /// Requests refused by `limiter`, per ring.
+    pub(super) limited: HashMap<usize, u64>,
+}
+
+impl Default for ReqRep {
+    fn default() -> Self {
+        ReqRep {
+            out: HashMap::new(),
+            answered: HashMap::new(),
+            limiter: RateLimiter::new(REQUEST_RATE, REQUEST_BURST),
+            limited: HashMap::new(),
+        }
+    }
 }
 
 impl Task {
@@ -89,17 +110,15 @@ impl Task {
 
     /// A request arrived: new ones go to the linker, repeats get the kept answer.
     pub(super) fn signal_request_in(&mut self, r: usize, src: RingAddress, id: u32, xml: &[u8]) {
-        match self.reqrep.answered.get(&(src, id)) {
-            Some(Answered {
-                reply: Some(reply), ..
-            }) => {
-                let e = Envelope::SigReply {
-                    id,
-                    reply: reply.clone(),
-                };
-                self.send_envelope(r, src, &e);
+        match self.reqrep.answered.get(&(src, id)).map(|a| a.reply.clone()) {
+            Some(Some(reply)) => {
+                self.send_envelope(r, src, &Envelope::SigReply { id, reply });
             }
             Some(_) => {} // still with the linker
+            None if !self.signal_allowed(r, src) => {
+                let reply = Reply::Error(IqFailure::ResourceConstraint);
+                self.send_envelope(r, src, &Envelope::SigReply { id, reply });
+            }
             None => {
                 self.reqrep.answered.insert(
                     (src, id),
@@ -111,6 +130,20 @@ impl Task {
                 self.signal_in(r, src, id, xml);
             }
         }
+    }
+
+    /// Whether a new signalling request from `src` (over the ring or a knock) is within its
+    /// source's rate; counts and logs (once) the refused.
+    pub(super) fn signal_allowed(&mut self, r: usize, src: RingAddress) -> bool {
+        if self.reqrep.limiter.allow(&src.to_string(), Instant::now()) {
+            return true;
+        }
+        let n = self.reqrep.limited.entry(r).or_default();
+        *n += 1;
+        if *n == 1 {
+            tracing::warn!(ring = %self.rings[r].name, %src, "signalling requests over the rate refused (further ones counted in status)");
+        }
+        false
     }
 
     /// The linker answered a request: send the answer and keep it.

@@ -39,6 +39,13 @@ pub struct RingView {
     pub dropped_unroutable: u64,
     /// Links the core asked for that could not be made (then relayed).
     pub link_failures: u64,
+    /// Signalling requests over the ring (connect-to-me) refused: their source was over its
+    /// rate.
+    #[serde(default)]
+    pub signals_limited: u64,
+    /// DHT puts and removes refused as a key's owner: their writer was over its rate.
+    #[serde(default)]
+    pub dht_writes_limited: u64,
     /// An owned ring: the owner, our role and certificate, revocations known, links refused.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub owned: Option<OwnedView>,
@@ -201,6 +208,8 @@ impl Task {
             malformed: ring.core.stats().malformed + self.malformed,
             dropped_unroutable: ring.core.stats().no_route + ring.core.stats().ttl_drops,
             link_failures: ring.core.stats().link_failures,
+            signals_limited: self.reqrep.limited.get(&r).copied().unwrap_or(0),
+            dht_writes_limited: ring.core.stats().dht_writes_limited,
             warm: self.warm_view(r),
             owned: ring.owned.as_ref().map(|o| {
                 use sha2::{Digest, Sha256};

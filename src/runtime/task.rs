@@ -121,6 +121,7 @@ impl Task {
         mut quic: mpsc::Receiver<(usize, RingAddress, Vec<u8>)>,
     ) {
         for r in 0..self.rings.len() {
+            self.revocations_from_disk(r);
             self.drain(r);
         }
         if let Some(path) = self.cfg.cache_file.clone() {
@@ -477,6 +478,7 @@ impl Task {
             .push(RingRun::new(&self.secret, spec, self.accounts.len(), now));
         let r = self.rings.len() - 1;
         tracing::info!(ring = %spec.name, "joined a ring");
+        self.revocations_from_disk(r);
         self.warm_add_ring(r);
         let up = Inbound::RingUp {
             ring: r,

@@ -121,6 +121,10 @@ pub struct Config {
     pub dht_max_value: usize,
     /// Longest DHT lifetime accepted.
     pub dht_max_ttl: Duration,
+    /// DHT puts and removes a key's owner serves per writer and second, sustained…
+    pub dht_write_rate: f64,
+    /// … and in a burst.
+    pub dht_write_burst: u32,
     /// Retransmission timeout of lookups and DHT requests.
     pub request_timeout: Duration,
     /// Attempts of a request before giving up; later attempts start on a random
@@ -176,6 +180,8 @@ impl Default for Config {
             dht_replicas: 3,
             dht_max_value: 1024,
             dht_max_ttl: Duration::from_secs(24 * 3600),
+            dht_write_rate: 2.0,
+            dht_write_burst: 60,
             request_timeout: Duration::from_millis(2000),
             request_attempts: 5,
             ttl_factor: 2.0,

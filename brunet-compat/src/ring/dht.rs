@@ -13,6 +13,7 @@ use super::msg::{DhtValue, Msg};
 use super::node::Node;
 use super::time::Time;
 use super::timer::Timer;
+use super::writers::Writers;
 
 #[derive(Clone, Debug)]
 struct Stored {
@@ -25,6 +26,7 @@ struct Stored {
 #[derive(Clone, Debug, Default)]
 pub(crate) struct DhtStore {
     map: BTreeMap<Address, Vec<Stored>>,
+    writers: Writers,
 }
 
 impl DhtStore {
@@ -37,7 +39,8 @@ impl DhtStore {
                     .map(|s| 48 + s.value.len() + s.sig.len())
                     .sum::<usize>()
             })
-            .sum()
+            .sum::<usize>()
+            + self.writers.heap_bytes()
     }
 }
 
@@ -102,6 +105,17 @@ impl Node {
                     .collect()
             })
             .unwrap_or_default()
+    }
+
+    /// Whether a put or remove from `src` is within its writer's rate (our own always are);
+    /// counts the refused.
+    pub(crate) fn writer_allowed(&mut self, src: Address) -> bool {
+        let (rate, burst) = (self.cfg.dht_write_rate, self.cfg.dht_write_burst);
+        let ok = src == self.me || self.dht.writers.allow(src, self.now, rate, burst);
+        if !ok {
+            self.stats.dht_writes_limited += 1;
+        }
+        ok
     }
 
     pub(crate) fn dht_put_local(&mut self, key: Address, v: DhtValue) -> bool {

@@ -56,6 +56,7 @@ mod status;
 pub mod table;
 pub mod time;
 mod timer;
+mod writers;
 
 pub use config::{
     AcceptAll, Admission, AdmitAll, Config, DhtValidator, RelaySelect, ShortcutCount,

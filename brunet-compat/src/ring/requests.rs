@@ -168,10 +168,13 @@ impl Node {
     /// A request reached us as an owner of its key.
     pub(crate) fn serve_request(&mut self, hdr: Header, id: u32, req: Req) {
         let key = hdr.dst;
+        let limited = matches!(req, Req::Put(_) | Req::Remove(_)) && !self.writer_allowed(hdr.src);
         let rsp = match req {
             Req::Lookup => Rsp::Lookup,
+            Req::Put(_) if limited => Rsp::Put(false),
             Req::Put(v) => Rsp::Put(self.dht_put_local(key, v)),
             Req::Get => Rsp::Get(self.dht_get_local(&key)),
+            Req::Remove(_) if limited => Rsp::Remove(false),
             Req::Remove(v) => Rsp::Remove(self.dht_remove_local(key, &v)),
         };
         let payload = Payload::Response {
