@@ -44,7 +44,7 @@ use crate::account::AccountHandle;
 use crate::link::{IceServer, Link, LinkError, LinkerConfig, PathHint};
 use crate::signal::{IqFailure, Reply};
 pub use admission::OwnedRing;
-pub use status::{LinkView, PeerView, PingReport, RingView, WarmView};
+pub use status::{LinkView, OwnedView, PeerView, PingReport, RingView, WarmView};
 
 /// A ring the runtime runs.
 #[derive(Clone, Debug)]

@@ -110,7 +110,12 @@ impl Task {
 
     /// A request arrived: new ones go to the linker, repeats get the kept answer.
     pub(super) fn signal_request_in(&mut self, r: usize, src: RingAddress, id: u32, xml: &[u8]) {
-        match self.reqrep.answered.get(&(src, id)).map(|a| a.reply.clone()) {
+        match self
+            .reqrep
+            .answered
+            .get(&(src, id))
+            .map(|a| a.reply.clone())
+        {
             Some(Some(reply)) => {
                 self.send_envelope(r, src, &Envelope::SigReply { id, reply });
             }
