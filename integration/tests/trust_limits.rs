@@ -6,7 +6,8 @@
 //! fingerprints in `chamber status`, and seals no invite to it; `chamber trust` without a
 //! terminal refuses to accept unasked, with `--yes` accepts, and A and B link again. Between
 //! the two, B's app floods the DHT: A, owner of about half the keys, refuses B's writes over
-//! its per-writer rate and counts them.
+//! its per-writer rate and counts them; and a member's connect-to-me storm through A's knock
+//! socket is answered within a per-source rate and refused beyond it.
 
 mod common;
 mod node_support;
@@ -106,6 +107,70 @@ fn dht_flood(control: &Path, n: usize) -> (usize, usize) {
             .count();
         (ok, n - ok)
     })
+}
+
+/// Sends `n` Jingle `session-initiate`s sealed with the knock key of the ring whose secret is
+/// in `secret_file`, from one made-up member address, to the knock socket at `port` inside
+/// `ns`; returns how many were answered `resource-constraint` and how many otherwise.
+fn knock_storm(ns: &Netns, secret_file: &Path, port: u16, n: u32) -> (usize, usize) {
+    use chamber::runtime::envelope::Envelope;
+    use chamber::signal::{IqFailure, Reply};
+    use chamber::warm::wire::{KnockKey, open, seal};
+    let text = std::fs::read_to_string(secret_file).expect("the ring secret");
+    let bytes: [u8; 32] = hex::decode(text.trim())
+        .expect("hex")
+        .try_into()
+        .expect("32 bytes");
+    let key = KnockKey::new(&xmpp_ext::RingSecret::from_bytes(bytes));
+    let from = brunet_compat::address::Address::ah([0x5a; 20]);
+    common::block_on_in(ns, move || async move {
+        let sock = tokio::net::UdpSocket::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let (mut refused, mut answered) = (0, 0);
+        let mut count = |bytes: &[u8]| match open(&key, bytes).map(|k| k.envelope) {
+            Ok(Envelope::SigReply {
+                reply: Reply::Error(IqFailure::ResourceConstraint),
+                ..
+            }) => refused += 1,
+            Ok(Envelope::SigReply { .. }) => answered += 1,
+            _ => {}
+        };
+        let mut buf = vec![0u8; 16 * 1024];
+        for i in 0..n {
+            let xml = format!(
+                "<jingle xmlns='urn:xmpp:jingle:1' action='session-initiate' sid='storm{i}'/>"
+            );
+            let env = Envelope::SigRequest {
+                id: i,
+                via: None,
+                xml: xml.into_bytes(),
+            };
+            let knock = seal(&key, &from, unix_ms(), &env);
+            sock.send_to(&knock, ("127.0.0.1", port))
+                .await
+                .expect("send a knock");
+            while let Ok(len) = sock.try_recv(&mut buf) {
+                count(&buf[..len]);
+            }
+            if i % 100 == 99 {
+                // About 2000 a second: a storm, not a socket buffer overflow.
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+        while let Ok(Ok(len)) =
+            tokio::time::timeout(Duration::from_secs(2), sock.recv(&mut buf)).await
+        {
+            count(&buf[..len]);
+        }
+        (refused, answered)
+    })
+}
+
+fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }
 
 fn to_hex(b: &[u8]) -> String {
@@ -239,6 +304,36 @@ fn floods_are_limited_and_a_changed_node_key_is_refused_until_trusted() {
     assert!(text.contains(&format!("{limited} DHT writes")), "{text}");
     eprintln!(
         "[{:?}] DHT flood: {stored} stored, {refused} refused; A limited {limited}",
+        started.elapsed()
+    );
+
+    // --- A member's connect-to-me storm: 2000 requests sealed with the ring's knock key, as
+    // a member running a modified daemon could send them, from one ring address. A answers its
+    // burst and rate, refuses the rest with `resource-constraint`, counts them, and the ring
+    // keeps answering. ---
+    let port = lab_ring(&s)
+        .and_then(|v| v.warm.as_ref())
+        .map(|w| w.knock_port)
+        .expect("A's knock port");
+    let storm_started = Instant::now();
+    let (refused, answered) = knock_storm(a_ns, &b.dir.join("ring.hex"), port, 2000);
+    let storm_secs = storm_started.elapsed().as_secs() + 1;
+    let s = a
+        .wait_status(Duration::from_secs(10), |s| {
+            lab_ring(s).is_some_and(|v| v.signals_limited > 0)
+        })
+        .unwrap_or_else(|| panic!("A limited no request ({refused} refused, {answered} answered)"));
+    let limited = lab_ring(&s).expect("lab ring").signals_limited;
+    assert!(refused > 0, "no request was answered resource-constraint");
+    assert!(
+        answered <= (100 + 20 * storm_secs) as usize,
+        "{answered} requests taken in {storm_secs} s"
+    );
+    assert!(linked(&s, &b_addr), "the storm cost the link to B");
+    let out = a.run(a_ns, &["ping", &b_bare, "--count", "1"], "");
+    assert!(out.status.success(), "ping after the storm");
+    eprintln!(
+        "[{:?}] connect-to-me storm: {refused} refused, {answered} taken; A counted {limited}",
         started.elapsed()
     );
 

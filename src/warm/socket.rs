@@ -39,6 +39,9 @@ const RESENDS: [Duration; 3] = [
 const REQUEST_TIMEOUT: Duration = Duration::from_millis(2500);
 /// How long an answer is kept for repeated requests.
 const ANSWER_KEEP: Duration = Duration::from_secs(30);
+/// Requests remembered at most: a member's storm of new requests is dropped here, counted,
+/// beyond what the runtime's per-source rate would answer in [`ANSWER_KEEP`] anyway.
+const ANSWERED_MAX: usize = 4096;
 
 /// A request taken: when, and its answer once the runtime gave it.
 type Answer = (Instant, Option<Reply>);
@@ -186,6 +189,10 @@ impl KnockSocket {
                                 None
                             }
                             Some((_, None)) => None,
+                            None if a.len() >= ANSWERED_MAX => {
+                                self.dropped.fetch_add(1, Ordering::Relaxed);
+                                None
+                            }
                             None => {
                                 a.insert((k.from, id), (Instant::now(), None));
                                 Some(KnockIn {
