@@ -431,6 +431,26 @@ impl Lab {
             .try_for_each(ServerProcess::check_alive)
     }
 
+    /// Makes Prosody hostile (`Some`) or honest again (`None`): while hostile, what it delivers
+    /// to its clients from `victim` (a bare JID) carries `announce` and `record` (XML, one line
+    /// each) in place of the victim's own, and ICE candidates with other ports.
+    pub fn prosody_mitm(&self, attack: Option<(&str, &str, &str)>) -> Result<()> {
+        let file = prosody::mitm_file(&self.server_dir("prosody")?);
+        match attack {
+            Some((victim, announce, record)) => {
+                let one_line = |x: &str| x.replace('\n', " ");
+                let text = format!("{victim}\n{}\n{}\n", one_line(announce), one_line(record));
+                std::fs::write(&file, text).map_err(LabError::io("write Prosody's attack file"))
+            }
+            None => match std::fs::remove_file(&file) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    Err(LabError::io("remove Prosody's attack file")(e))
+                }
+                _ => Ok(()),
+            },
+        }
+    }
+
     /// Stops the named server (`"Prosody"`, `"ejabberd"`, `"coturn"`), for outage tests.
     pub fn stop_server(&mut self, what: &str) {
         self.end_server(what, ServerProcess::stop);

@@ -37,6 +37,10 @@ pub fn start(ns: &Netns, cfg: &ProsodyConfig<'_>) -> Result<ServerProcess> {
     let groups = cfg.dir.join("groups.txt");
     std::fs::write(&groups, format!("[Friends]\n{}\n", cfg.friends.join("\n")))
         .map_err(LabError::io("write Prosody's groups file"))?;
+    let modules = cfg.dir.join("modules");
+    std::fs::create_dir_all(&modules).map_err(LabError::io("create Prosody's module folder"))?;
+    std::fs::write(modules.join("mod_chamber_mitm.lua"), MITM_MODULE)
+        .map_err(LabError::io("write mod_chamber_mitm.lua"))?;
     let conf = cfg.dir.join("prosody.cfg.lua");
     std::fs::write(&conf, config_text(cfg, &data, &groups))
         .map_err(LabError::io("write prosody.cfg.lua"))?;
@@ -51,6 +55,14 @@ pub fn start(ns: &Netns, cfg: &ProsodyConfig<'_>) -> Result<ServerProcess> {
         process::listening(ns, false, &ip, 5222)
     })?;
     Ok(proc)
+}
+
+/// The lab's hostile-server module: inert until [`mitm_file`] exists (see the module's header).
+const MITM_MODULE: &str = include_str!("prosody_modules/mod_chamber_mitm.lua");
+
+/// The file that turns the hostile module on, in Prosody's folder `dir`.
+pub fn mitm_file(dir: &Path) -> std::path::PathBuf {
+    dir.join("mitm.txt")
 }
 
 /// Creates an account with Prosody's own admin tool.
@@ -89,8 +101,11 @@ c2s_direct_tls_ports = {{ 5223 }}
 s2s_ports = {{ 5269 }}
 modules_enabled = {{
     "roster"; "saslauth"; "tls"; "disco"; "ping"; "posix"; "smacks"; "carbons";
-    "groups"; "external_services"; "turn_external"; "csi_simple";
+    "groups"; "external_services"; "turn_external"; "csi_simple"; "chamber_mitm";
 }}
+-- The lab's hostile-server module, inert unless the lab writes chamber_mitm_file.
+plugin_paths = {{ "{d}/modules" }}
+chamber_mitm_file = "{d}/mitm.txt"
 -- Certificates only: dialback would hide certificate failures between the lab's servers.
 modules_disabled = {{ "dialback" }}
 authentication = "internal_hashed"
