@@ -15,11 +15,14 @@ use anyhow::{Context, Result, anyhow, bail};
 use brunet_compat::address::Address;
 use chamber::api::{Client, RingStream};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc;
 
 use crate::proto::{self, Hash, Record, Request};
+
+mod sidecar;
+use sidecar::{Sidecar, resume_state, suffixed};
 
 /// Bytes per chunk: the unit of work handed to a holder and recorded as done.
 pub const CHUNK: u64 = 1 << 20;
@@ -38,64 +41,6 @@ pub struct Options {
     pub out: Option<PathBuf>,
     pub json: bool,
     pub limit_rate: Option<u64>,
-}
-
-/// The sidecar of a partial file: which chunks are written.
-#[derive(Debug, Serialize, Deserialize, PartialEq, Eq)]
-struct Sidecar {
-    sha256: String,
-    size: u64,
-    chunk: u64,
-    /// Chunk index ranges `[start, end)`, sorted.
-    done: Vec<(u64, u64)>,
-}
-
-impl Sidecar {
-    fn from_bits(hash: &Hash, size: u64, bits: &[bool]) -> Sidecar {
-        let mut done = Vec::new();
-        let mut i = 0;
-        while i < bits.len() {
-            if bits[i] {
-                let start = i;
-                while i < bits.len() && bits[i] {
-                    i += 1;
-                }
-                done.push((start as u64, i as u64));
-            } else {
-                i += 1;
-            }
-        }
-        Sidecar {
-            sha256: hex::encode(hash),
-            size,
-            chunk: CHUNK,
-            done,
-        }
-    }
-
-    /// The done-bits for `n` chunks, if this sidecar is for this file and sane.
-    fn bits(&self, hash: &Hash, size: u64, n: u64) -> Option<Vec<bool>> {
-        if self.sha256 != hex::encode(hash) || self.size != size || self.chunk != CHUNK {
-            return None;
-        }
-        let mut bits = vec![false; usize::try_from(n).ok()?];
-        for &(s, e) in &self.done {
-            if s >= e || e > n {
-                return None;
-            }
-            for b in &mut bits[s as usize..e as usize] {
-                *b = true;
-            }
-        }
-        Some(bits)
-    }
-
-    fn save(&self, path: &Path) -> std::io::Result<()> {
-        let tmp = path.with_extension("json.tmp");
-        // Invariant: plain numbers and strings always serialise.
-        std::fs::write(&tmp, serde_json::to_vec(self).expect("sidecar serialises"))?;
-        std::fs::rename(&tmp, path)
-    }
 }
 
 /// Where a fetch stands, shared by its workers.
@@ -199,7 +144,7 @@ pub async fn run(client: Client, o: Options) -> Result<()> {
     let part = suffixed(&out, ".part");
     let side = suffixed(&out, ".part.json");
     let n = t.size.div_ceil(CHUNK);
-    let mut bits = resume_state(&part, &side, &t)?;
+    let mut bits = resume_state(&part, &side, &t.hash, t.size)?;
     let file = std::fs::OpenOptions::new()
         .create(true)
         .truncate(false)
@@ -380,39 +325,6 @@ pub async fn run(client: Client, o: Options) -> Result<()> {
         );
     }
     Ok(())
-}
-
-/// The chunks already written, from the sidecar; a fresh start when there is none or it is
-/// for another file.
-fn resume_state(part: &Path, side: &Path, t: &Target) -> Result<Vec<bool>> {
-    let n = t.size.div_ceil(CHUNK);
-    let fresh = vec![false; usize::try_from(n).context("file too large")?];
-    let Ok(bytes) = std::fs::read(side) else {
-        return Ok(fresh);
-    };
-    let part_len = std::fs::metadata(part).map(|m| m.len()).ok();
-    let bits = serde_json::from_slice::<Sidecar>(&bytes)
-        .ok()
-        .and_then(|s| s.bits(&t.hash, t.size, n));
-    match (bits, part_len) {
-        (Some(b), Some(len)) if len == t.size => Ok(b),
-        _ => {
-            eprintln!(
-                "fileshare: {} does not match {}; starting over",
-                side.display(),
-                part.display()
-            );
-            let _ = std::fs::remove_file(part);
-            Ok(fresh)
-        }
-    }
-}
-
-/// `path` with `suffix` added to its file name.
-fn suffixed(path: &Path, suffix: &str) -> PathBuf {
-    let mut s = path.as_os_str().to_owned();
-    s.push(suffix);
-    PathBuf::from(s)
 }
 
 /// A share name as a file name in the current folder (never a path elsewhere).
@@ -643,20 +555,6 @@ impl Worker {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn sidecar_ranges_round_trip() {
-        let bits = vec![true, true, false, true, false, false, true];
-        let s = Sidecar::from_bits(&[3; 32], 7 * CHUNK, &bits);
-        assert_eq!(s.done, vec![(0, 2), (3, 4), (6, 7)]);
-        assert_eq!(s.bits(&[3; 32], 7 * CHUNK, 7), Some(bits));
-        assert_eq!(s.bits(&[4; 32], 7 * CHUNK, 7), None);
-        let bad = Sidecar {
-            done: vec![(5, 9)],
-            ..s
-        };
-        assert_eq!(bad.bits(&[3; 32], 7 * CHUNK, 7), None);
-    }
 
     #[test]
     fn share_names_never_leave_the_folder() {
