@@ -34,17 +34,6 @@ fn status_of(ring: &ring_support::Ring, i: usize) -> NodeStatus {
         .unwrap_or_else(|| panic!("n{i} does not answer its status"))
 }
 
-fn run_ok(ring: &ring_support::Ring, i: usize, args: &[&str]) -> String {
-    let out = ring.homes[i].run(ring.host(i), args, "");
-    assert!(
-        out.status.success(),
-        "n{i}: chamber {}: {}",
-        args.join(" "),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
 fn wait(what: &str, limit: Duration, mut ok: impl FnMut() -> bool) -> Duration {
     let start = Instant::now();
     while start.elapsed() < limit {
@@ -63,19 +52,19 @@ fn owner_invites_forged_certificates_stay_out_and_a_revoked_member_is_put_out() 
     }
     let mut ring = start_loopback(4, 0, false);
     ring.all_online();
-    run_ok(&ring, 0, &["ring", "create", "club", "--owned"]);
+    ring.run_ok(0, &["ring", "create", "club", "--owned"]);
     for (i, jid) in [
         (1, "user2@alpha.lab"),
         (2, "user3@alpha.lab"),
         (3, "user4@alpha.lab"),
     ] {
-        run_ok(&ring, 0, &["ring", "invite", "club", jid]);
+        ring.run_ok(0, &["ring", "invite", "club", jid]);
         wait("the invite arrives", Duration::from_secs(20), || {
             ring.homes[i]
                 .status()
                 .is_some_and(|s| !s.invites.is_empty())
         });
-        run_ok(&ring, i, &["ring", "join", "club"]);
+        ring.run_ok(i, &["ring", "join", "club"]);
     }
     // A daemon busy joining may answer its status late: ask until the ring shows.
     let addr = |i: usize| {
@@ -162,7 +151,7 @@ fn owner_invites_forged_certificates_stay_out_and_a_revoked_member_is_put_out() 
     );
 
     // The owner revokes n2: its links close everywhere within 30 s, and it stays out.
-    let said = run_ok(&ring, 0, &["ring", "revoke", "club", "user3@alpha.lab"]);
+    let said = ring.run_ok(0, &["ring", "revoke", "club", "user3@alpha.lab"]);
     assert!(said.contains("revoked"), "{said}");
     let t = wait(
         "the revoked member's links close",

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use chamber::node::NodeStatus;
 use chamber::runtime::{OwnedView, RingView};
+use node_support::unix_ms;
 use ring_support::start_loopback;
 
 fn club(s: &NodeStatus) -> Option<&RingView> {
@@ -29,12 +30,6 @@ fn linked_to(s: &NodeStatus, addr: &str) -> bool {
     })
 }
 
-fn unix_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
-}
-
 #[test]
 fn a_member_certificate_is_renewed_before_it_expires() {
     if !common::lab_available() {
@@ -42,18 +37,9 @@ fn a_member_certificate_is_renewed_before_it_expires() {
     }
     let ring = start_loopback(2, 0, false);
     ring.all_online();
-    let run = |i: usize, args: &[&str]| {
-        let out = ring.homes[i].run(ring.host(i), args, "");
-        assert!(
-            out.status.success(),
-            "n{i}: chamber {}: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr)
-        );
-    };
-    run(0, &["ring", "create", "club", "--owned"]);
+    ring.run_ok(0, &["ring", "create", "club", "--owned"]);
     // 0.0015 days: 129.6 s; renewal is due after 86 s and looked for every 30 s.
-    run(
+    ring.run_ok(
         0,
         &[
             "ring",
@@ -67,7 +53,7 @@ fn a_member_certificate_is_renewed_before_it_expires() {
     ring.homes[1]
         .wait_status(Duration::from_secs(20), |s| !s.invites.is_empty())
         .expect("the invite arrives");
-    run(1, &["ring", "join", "club"]);
+    ring.run_ok(1, &["ring", "join", "club"]);
     let addr = |i: usize| {
         let s = ring.homes[i]
             .wait_status(Duration::from_secs(20), |s| club(s).is_some())

@@ -13,33 +13,12 @@ use std::time::{Duration, Instant};
 
 use chamber::account::TlsMode;
 use chamber::node::NodeStatus;
-use chamber::runtime::RingView;
 use chamber_lab::topology::ALPHA;
 use chamber_lab::{Lab, LabSpec, NatKind, SiteSpec};
-use node_support::{Daemon, NodeHome};
+use node_support::{Daemon, NodeHome, lab_ring, lab_secret, linked, online};
+use xmpp_ext::NodeSecret;
 use xmpp_ext::announce::Announce;
 use xmpp_ext::record::{Capabilities, NodeRecord};
-use xmpp_ext::{NodeSecret, RingSecret};
-
-fn lab_ring(s: &NodeStatus) -> Option<&RingView> {
-    s.rings.iter().find(|r| r.name == "lab")?.overlay.as_ref()
-}
-
-/// Whether `s` has a link (not a relay) to ring address `addr`.
-fn linked(s: &NodeStatus, addr: &str) -> bool {
-    lab_ring(s).is_some_and(|v| {
-        v.peers
-            .iter()
-            .any(|p| p.address == addr && p.link.is_some())
-    })
-}
-
-fn online(h: &NodeHome, d: &Daemon) -> NodeStatus {
-    h.wait_status(Duration::from_secs(20), |s| {
-        s.accounts.iter().all(|a| a.online_since_ms.is_some()) && lab_ring(s).is_some()
-    })
-    .unwrap_or_else(|| panic!("node not online:\n{}", d.tail(30)))
-}
 
 /// Restarts B from cold: without its peer cache, it can only come back through XMPP.
 fn restart_cold(b: &NodeHome, db: &mut Daemon, ns: &chamber_lab::Netns) -> NodeStatus {
@@ -79,12 +58,7 @@ fn a_hostile_server_cannot_swap_a_friends_key() {
     eprintln!("[{:?}] A and B linked; A pinned B's key", started.elapsed());
 
     // The attacker's key, with an announce and a record for B's JID that it signs itself.
-    let text = std::fs::read_to_string(b.dir.join("ring.hex")).expect("the ring secret");
-    let secret: [u8; 32] = hex::decode(text.trim())
-        .expect("hex")
-        .try_into()
-        .expect("32 bytes");
-    let ring = RingSecret::from_bytes(secret).ring_id();
+    let ring = lab_secret(&b).ring_id();
     let attacker = NodeSecret::generate(&mut rand::rngs::OsRng);
     let attacker_fp = attacker.public().fingerprint().to_hex();
     let attacker_addr =

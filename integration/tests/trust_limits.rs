@@ -17,36 +17,14 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use chamber::account::{AccountConfig, Session, TlsMode};
-use chamber::node::NodeStatus;
-use chamber::runtime::RingView;
 use chamber_lab::topology::ALPHA;
 use chamber_lab::{Lab, LabSpec, NatKind, Netns, SiteSpec};
 use futures::FutureExt;
-use node_support::{Daemon, NodeHome, bound_jids};
+use node_support::{NodeHome, bound_jids, lab_ring, lab_secret, linked, online, unix_ms};
 use tokio_xmpp::Stanza;
 use tokio_xmpp::jid::Jid;
 use tokio_xmpp::minidom::Element;
 use tokio_xmpp::parsers::iq::Iq;
-
-fn lab_ring(s: &NodeStatus) -> Option<&RingView> {
-    s.rings.iter().find(|r| r.name == "lab")?.overlay.as_ref()
-}
-
-/// Whether `s` has a link (not a relay) to ring address `addr`.
-fn linked(s: &NodeStatus, addr: &str) -> bool {
-    lab_ring(s).is_some_and(|v| {
-        v.peers
-            .iter()
-            .any(|p| p.address == addr && p.link.is_some())
-    })
-}
-
-fn online(h: &NodeHome, d: &Daemon) -> NodeStatus {
-    h.wait_status(Duration::from_secs(20), |s| {
-        s.accounts.iter().all(|a| a.online_since_ms.is_some()) && lab_ring(s).is_some()
-    })
-    .unwrap_or_else(|| panic!("node not online:\n{}", d.tail(30)))
-}
 
 /// Logs in as `cfg` and sends `n` Jingle `session-initiate`s to `to` as fast as the stream
 /// takes them (reading the error answers meanwhile).
@@ -109,19 +87,13 @@ fn dht_flood(control: &Path, n: usize) -> (usize, usize) {
     })
 }
 
-/// Sends `n` Jingle `session-initiate`s sealed with the knock key of the ring whose secret is
-/// in `secret_file`, from one made-up member address, to the knock socket at `port` inside
+/// Sends `n` Jingle `session-initiate`s sealed with the knock key of the ring of `secret`, from one made-up member address, to the knock socket at `port` inside
 /// `ns`; returns how many were answered `resource-constraint` and how many otherwise.
-fn knock_storm(ns: &Netns, secret_file: &Path, port: u16, n: u32) -> (usize, usize) {
+fn knock_storm(ns: &Netns, secret: xmpp_ext::RingSecret, port: u16, n: u32) -> (usize, usize) {
     use chamber::runtime::envelope::Envelope;
     use chamber::signal::{IqFailure, Reply};
     use chamber::warm::wire::{KnockKey, open, seal};
-    let text = std::fs::read_to_string(secret_file).expect("the ring secret");
-    let bytes: [u8; 32] = hex::decode(text.trim())
-        .expect("hex")
-        .try_into()
-        .expect("32 bytes");
-    let key = KnockKey::new(&xmpp_ext::RingSecret::from_bytes(bytes));
+    let key = KnockKey::new(&secret);
     let from = brunet_compat::address::Address::ah([0x5a; 20]);
     common::block_on_in(ns, move || async move {
         let sock = tokio::net::UdpSocket::bind("127.0.0.1:0")
@@ -165,12 +137,6 @@ fn knock_storm(ns: &Netns, secret_file: &Path, port: u16, n: u32) -> (usize, usi
         }
         (refused, answered)
     })
-}
-
-fn unix_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
 }
 
 fn to_hex(b: &[u8]) -> String {
@@ -316,7 +282,7 @@ fn floods_are_limited_and_a_changed_node_key_is_refused_until_trusted() {
         .map(|w| w.knock_port)
         .expect("A's knock port");
     let storm_started = Instant::now();
-    let (refused, answered) = knock_storm(a_ns, &b.dir.join("ring.hex"), port, 2000);
+    let (refused, answered) = knock_storm(a_ns, lab_secret(&b), port, 2000);
     let storm_secs = storm_started.elapsed().as_secs() + 1;
     let s = a
         .wait_status(Duration::from_secs(10), |s| {

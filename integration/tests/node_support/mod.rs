@@ -166,3 +166,42 @@ pub fn seen(s: &NodeStatus) -> Vec<String> {
         .flat_map(|r| r.friends.iter().map(|f| f.friend.jid.clone()))
         .collect()
 }
+
+/// The overlay view of ring `lab` in `s`.
+pub fn lab_ring(s: &NodeStatus) -> Option<&chamber::runtime::RingView> {
+    s.rings.iter().find(|r| r.name == "lab")?.overlay.as_ref()
+}
+
+/// Whether `s` has a link (not a relay) in ring `lab` to ring address `addr`.
+pub fn linked(s: &NodeStatus, addr: &str) -> bool {
+    lab_ring(s).is_some_and(|v| {
+        v.peers
+            .iter()
+            .any(|p| p.address == addr && p.link.is_some())
+    })
+}
+
+/// The node's status once all its accounts are online and ring `lab` runs.
+pub fn online(h: &NodeHome, d: &Daemon) -> NodeStatus {
+    h.wait_status(std::time::Duration::from_secs(20), |s| {
+        s.accounts.iter().all(|a| a.online_since_ms.is_some()) && lab_ring(s).is_some()
+    })
+    .unwrap_or_else(|| panic!("node not online:\n{}", d.tail(30)))
+}
+
+/// The secret of ring `lab` as the home keeps it (the tests play members who know it).
+pub fn lab_secret(h: &NodeHome) -> xmpp_ext::RingSecret {
+    let text = std::fs::read_to_string(h.dir.join("ring.hex")).expect("the ring secret");
+    let bytes: [u8; 32] = hex::decode(text.trim())
+        .expect("hex")
+        .try_into()
+        .expect("32 bytes");
+    xmpp_ext::RingSecret::from_bytes(bytes)
+}
+
+/// Now, in Unix milliseconds.
+pub fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}

@@ -126,6 +126,18 @@ pub fn overlay(s: &NodeStatus) -> Option<&chamber::runtime::RingView> {
 }
 
 impl Ring {
+    /// `chamber ARGS` on node `i`, which must succeed; its output.
+    pub fn run_ok(&self, i: usize, args: &[&str]) -> String {
+        let out = self.homes[i].run(self.host(i), args, "");
+        assert!(
+            out.status.success(),
+            "n{i}: chamber {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
     /// Every running node's status, asked of all of them at once (one round takes about as
     /// long as the slowest answer, so a large ring is sampled at nearly one instant).
     pub fn statuses(&self) -> Vec<Option<NodeStatus>> {
