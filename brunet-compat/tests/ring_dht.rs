@@ -168,3 +168,34 @@ fn a_writer_over_its_rate_is_refused_and_others_are_not() {
         Event::DhtPutDone { id, ok: true }
     );
 }
+
+#[test]
+fn a_full_key_refuses_new_values_but_keeps_refreshing_old_ones() {
+    let mut r = Ring::build(
+        8,
+        4,
+        |i| Config {
+            dht_max_values_per_key: 3,
+            ..Config::with_seed(i as u64)
+        },
+        Duration::from_secs(60),
+    );
+    let k = key(0x77);
+    let put = |r: &mut Ring, v: &[u8]| {
+        let mark = r.events.len();
+        let v = v.to_vec();
+        let id = r.with(2, move |n, now| n.dht_put(now, k, v, 600, Vec::new()));
+        r.run_for(Duration::from_secs(5));
+        answer(r, 2, id, mark) == Event::DhtPutDone { id, ok: true }
+    };
+    let stored: Vec<bool> = (0..5u8).map(|v| put(&mut r, &[v])).collect();
+    assert_eq!(stored, [true, true, true, false, false]);
+    // A value already held is refreshed, not refused.
+    assert!(put(&mut r, &[1]));
+    assert_eq!(get(&mut r, 5, k).map(|v| v.len()), Some(3));
+    let full: u64 = (0..r.nodes.len())
+        .filter_map(|i| r.nodes[i].as_ref())
+        .map(|n| n.stats().dht_full)
+        .sum();
+    assert!(full >= 2, "{full}");
+}

@@ -121,6 +121,10 @@ pub struct Config {
     pub dht_max_value: usize,
     /// Longest DHT lifetime accepted.
     pub dht_max_ttl: Duration,
+    /// Values held under one key at most (new ones beyond are refused; refreshes are not).
+    pub dht_max_values_per_key: usize,
+    /// Values held in all at most: the store's memory is bounded whatever members write.
+    pub dht_max_values: usize,
     /// DHT puts and removes a key's owner serves per writer and second, sustained…
     pub dht_write_rate: f64,
     /// … and in a burst.
@@ -180,6 +184,8 @@ impl Default for Config {
             dht_replicas: 3,
             dht_max_value: 1024,
             dht_max_ttl: Duration::from_secs(24 * 3600),
+            dht_max_values_per_key: 1024,
+            dht_max_values: 65_536,
             dht_write_rate: 2.0,
             dht_write_burst: 60,
             request_timeout: Duration::from_millis(2000),

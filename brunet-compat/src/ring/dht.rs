@@ -26,6 +26,8 @@ struct Stored {
 #[derive(Clone, Debug, Default)]
 pub(crate) struct DhtStore {
     map: BTreeMap<Address, Vec<Stored>>,
+    /// Values in `map`, kept up to date so the store's bound is checked in O(1).
+    values: usize,
     writers: Writers,
 }
 
@@ -47,7 +49,7 @@ impl DhtStore {
 impl Node {
     /// Number of values stored here.
     pub fn dht_len(&self) -> usize {
-        self.dht.map.values().map(Vec::len).sum()
+        self.dht.values
     }
 
     /// Validates and stores one value; true when stored (or refreshed).
@@ -62,17 +64,29 @@ impl Node {
             return false;
         }
         let expires = self.now + Duration::from_secs(u64::from(v.ttl_s));
+        let held = self.dht.map.get(&key);
+        let refresh = held.is_some_and(|e| e.iter().any(|s| s.value == v.value));
+        if !refresh
+            && (held.map_or(0, Vec::len) >= self.cfg.dht_max_values_per_key
+                || self.dht.values >= self.cfg.dht_max_values)
+        {
+            self.stats.dht_full += 1;
+            return false;
+        }
         let entry = self.dht.map.entry(key).or_default();
         match entry.iter_mut().find(|s| s.value == v.value) {
             Some(s) => {
                 s.expires = s.expires.max(expires);
                 s.sig.clone_from(&v.sig);
             }
-            None => entry.push(Stored {
-                value: v.value.clone(),
-                sig: v.sig.clone(),
-                expires,
-            }),
+            None => {
+                entry.push(Stored {
+                    value: v.value.clone(),
+                    sig: v.sig.clone(),
+                    expires,
+                });
+                self.dht.values += 1;
+            }
         }
         true
     }
@@ -168,6 +182,7 @@ impl Node {
         let before = v.len();
         v.retain(|s| s.value != value);
         let found = v.len() != before;
+        self.dht.values -= before - v.len();
         if v.is_empty() {
             self.dht.map.remove(&key);
         }
@@ -217,10 +232,14 @@ impl Node {
     /// Drops expired values.
     pub(crate) fn dht_tick(&mut self) {
         let now = self.now;
+        let mut dropped = 0;
         self.dht.map.retain(|_, v| {
+            let before = v.len();
             v.retain(|s| s.expires > now);
+            dropped += before - v.len();
             !v.is_empty()
         });
+        self.dht.values -= dropped;
         self.timers.set(Timer::Dht, now + Duration::from_secs(60));
     }
 }

@@ -39,6 +39,8 @@ pub struct Stats {
     pub relays_built: u64,
     /// DHT values refused (signature, size, TTL).
     pub dht_rejected: u64,
+    /// DHT values refused because their key or the whole store was full.
+    pub dht_full: u64,
     /// DHT puts and removes refused because their writer was over its rate.
     pub dht_writes_limited: u64,
     /// Connect-to-me requests sent.
