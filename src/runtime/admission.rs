@@ -335,34 +335,12 @@ impl Task {
         self.drain(r);
     }
 
-    /// A revocation from a broadcast or the DHT: checked, remembered, and the member's links
-    /// closed.
+    /// A revocation from a broadcast or the DHT: checked, remembered (on disk too), and the
+    /// member's links closed.
     pub(super) fn revocation_in(&mut self, r: usize, bytes: &[u8]) {
-        let Some(owned) = &self.rings[r].owned else {
-            return;
-        };
-        let rv = match Revocation::decode(bytes).and_then(|rv| {
-            rv.verify(self.rings[r].id, &owned.owner)?;
-            Ok(rv)
-        }) {
-            Ok(rv) => rv,
-            Err(e) => {
-                let a = &mut self.rings[r].admission;
-                a.refused += 1;
-                if a.refused == 1 {
-                    tracing::warn!(ring = %self.rings[r].name, %e, "revocation refused (further ones counted)");
-                }
-                return;
-            }
-        };
-        if self.rings[r].admission.revocations.contains(&rv) {
+        if !self.revocation_take(r, bytes) {
             return;
         }
-        tracing::warn!(ring = %self.rings[r].name, jid = %rv.jid, "member revoked: closing its links");
-        if owned.cert.revoked_by(&rv) {
-            tracing::error!(ring = %self.rings[r].name, "this node's own certificate was revoked; it cannot take part in the ring any more");
-        }
-        self.rings[r].admission.revocations.push(rv);
         if let Some(path) = &self.cfg.revoked_file
             && let Err(e) = super::revoked_file::add(path, &self.rings[r].id.to_hex(), bytes)
         {
@@ -382,14 +360,48 @@ impl Task {
         }
         match super::revoked_file::load(&path, &self.rings[r].id.to_hex()) {
             Ok(list) => {
+                let mut new = false;
                 for bytes in list {
-                    self.revocation_in(r, &bytes);
+                    new |= self.revocation_take(r, &bytes);
+                }
+                if new {
+                    self.admission_tick();
                 }
             }
             Err(e) => {
                 tracing::warn!(path = %path.display(), %e, "revocations on disk unreadable; the ring's DHT has them");
             }
         }
+    }
+
+    /// Checks a revocation for ring `r` and remembers it; true when it is valid and new.
+    fn revocation_take(&mut self, r: usize, bytes: &[u8]) -> bool {
+        let Some(owned) = &self.rings[r].owned else {
+            return false;
+        };
+        let rv = match Revocation::decode(bytes).and_then(|rv| {
+            rv.verify(self.rings[r].id, &owned.owner)?;
+            Ok(rv)
+        }) {
+            Ok(rv) => rv,
+            Err(e) => {
+                let a = &mut self.rings[r].admission;
+                a.refused += 1;
+                if a.refused == 1 {
+                    tracing::warn!(ring = %self.rings[r].name, %e, "revocation refused (further ones counted)");
+                }
+                return false;
+            }
+        };
+        if self.rings[r].admission.revocations.contains(&rv) {
+            return false;
+        }
+        tracing::warn!(ring = %self.rings[r].name, jid = %rv.jid, "member revoked: closing its links");
+        if owned.cert.revoked_by(&rv) {
+            tracing::error!(ring = %self.rings[r].name, "this node's own certificate was revoked; it cannot take part in the ring any more");
+        }
+        self.rings[r].admission.revocations.push(rv);
+        true
     }
 
     /// Owner or admin: renews the certificate `cert` of the member at `from` (it must still be

@@ -22,9 +22,9 @@ const RESEND_MAX: Duration = Duration::from_secs(2);
 const ANSWER_KEEP: Duration = Duration::from_secs(30);
 /// New requests (connect-to-me offers, their candidates and answers) taken per ring source
 /// and second, sustained: a link takes a handful, a joining node makes a dozen links.
-pub(super) const REQUEST_RATE: f64 = 20.0;
+const REQUEST_RATE: f64 = 20.0;
 /// … and in a burst.
-pub(super) const REQUEST_BURST: u32 = 100;
+const REQUEST_BURST: u32 = 100;
 
 /// A request waiting for its answer.
 pub(super) struct Outgoing {
@@ -49,8 +49,6 @@ pub(super) struct ReqRep {
     /// New requests per source: a member's connect-to-me storm is answered
     /// `resource-constraint` without reaching the linker, and costs no memory here.
     limiter: RateLimiter,
-    /// Requests refused by `limiter`, per ring.
-    pub(super) limited: HashMap<usize, u64>,
 }
 
 impl Default for ReqRep {
@@ -59,7 +57,6 @@ impl Default for ReqRep {
             out: HashMap::new(),
             answered: HashMap::new(),
             limiter: RateLimiter::new(REQUEST_RATE, REQUEST_BURST),
-            limited: HashMap::new(),
         }
     }
 }
@@ -143,10 +140,10 @@ impl Task {
         if self.reqrep.limiter.allow(&src.to_string(), Instant::now()) {
             return true;
         }
-        let n = self.reqrep.limited.entry(r).or_default();
-        *n += 1;
-        if *n == 1 {
-            tracing::warn!(ring = %self.rings[r].name, %src, "signalling requests over the rate refused (further ones counted in status)");
+        let ring = &mut self.rings[r];
+        ring.signals_limited += 1;
+        if ring.signals_limited == 1 {
+            tracing::warn!(ring = %ring.name, %src, "signalling requests over the rate refused (further ones counted in status)");
         }
         false
     }

@@ -51,6 +51,8 @@ pub(super) struct RingRun {
     pub owned: Option<super::OwnedRing>,
     /// Owned rings: revocations known, links refused.
     pub admission: super::admission::Admission,
+    /// Signalling requests refused because their source was over its rate.
+    pub signals_limited: u64,
 }
 
 impl RingRun {
@@ -88,6 +90,7 @@ impl RingRun {
             left: false,
             owned: spec.owned.clone(),
             admission: Default::default(),
+            signals_limited: 0,
         }
     }
 

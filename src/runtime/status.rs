@@ -208,7 +208,7 @@ impl Task {
             malformed: ring.core.stats().malformed + self.malformed,
             dropped_unroutable: ring.core.stats().no_route + ring.core.stats().ttl_drops,
             link_failures: ring.core.stats().link_failures,
-            signals_limited: self.reqrep.limited.get(&r).copied().unwrap_or(0),
+            signals_limited: ring.signals_limited,
             dht_writes_limited: ring.core.stats().dht_writes_limited,
             warm: self.warm_view(r),
             owned: ring.owned.as_ref().map(|o| {
