@@ -40,6 +40,9 @@ use addr::{Record, RingPrefix};
 use directory::{Claim, Directory};
 use forward::{Counters, Forwarder, PeerStats};
 
+/// How often our IPv4 claim is checked against the others' (one DHT get).
+const CLAIM_WATCH: Duration = Duration::from_secs(5);
+
 #[derive(Parser)]
 #[command(name = "vpn", about = "A social VPN over a chamber ring")]
 struct Cli {
@@ -255,6 +258,10 @@ async fn up(
     let state_path = state_file(d, &ifname);
     let mut refresh = tokio::time::interval(Duration::from_secs(60));
     refresh.tick().await;
+    // A claim that lost a race (two claimants each saw only their own claim) is found out
+    // within seconds, not at the next refresh.
+    let mut watch = tokio::time::interval(CLAIM_WATCH);
+    watch.tick().await;
     let mut report = tokio::time::interval(Duration::from_secs(1));
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     let result = loop {
@@ -288,6 +295,11 @@ async fn up(
                     tracing::warn!(%e, "cannot write {}", state_path.display());
                 }
             }
+            _ = watch.tick() => {
+                if let Err(e) = check_claim(&dir, &fwd, &ifname, ip6, &mut record, &mut claim).await {
+                    tracing::warn!(%e, "checking our IPv4 claim failed; retrying");
+                }
+            }
             _ = refresh.tick() => {
                 if let Err(e) = keep_up(&dir, &fwd, &ifname, ip6, &mut record, &mut claim).await {
                     tracing::warn!(%e, "refreshing our DHT records failed; retrying in a minute");
@@ -319,17 +331,38 @@ async fn keep_up(
     if let Some(c) = claim.clone() {
         let key = addr::claim_key(c.ip);
         directory::retry(|| dir.client.dht_put(&key, &c.value, directory::TTL)).await?;
-        if !dir.still_ours(&c).await? {
-            tracing::warn!(ip = %c.ip, "an earlier claim on our IPv4 appeared; moving");
-            let _ = dir.client.dht_remove(&key, &c.value).await;
-            let next = dir.claim_ipv4(None).await?;
-            take_v4(fwd, ifname, Some(c.ip), next.ip)?;
-            dir.withdraw(ip6, record).await;
-            record.ip4 = Some(next.ip);
-            println!("vpn: IPv4 moved from {} to {}", c.ip, next.ip);
-            *claim = Some(next);
-        }
     }
+    check_claim(dir, fwd, ifname, ip6, record, claim).await?;
+    dir.publish(ip6, record).await
+}
+
+/// Moves to another IPv4 when an earlier claim on ours has shown up (two claimants raced, or
+/// two parts of a ring merged).
+async fn check_claim(
+    dir: &Directory,
+    fwd: &Forwarder,
+    ifname: &str,
+    ip6: Ipv6Addr,
+    record: &mut Record,
+    claim: &mut Option<Claim>,
+) -> anyhow::Result<()> {
+    let Some(c) = claim.clone() else {
+        return Ok(());
+    };
+    if dir.still_ours(&c).await? {
+        return Ok(());
+    }
+    tracing::warn!(ip = %c.ip, "an earlier claim on our IPv4 appeared; moving");
+    let _ = dir
+        .client
+        .dht_remove(&addr::claim_key(c.ip), &c.value)
+        .await;
+    let next = dir.claim_ipv4(None).await?;
+    take_v4(fwd, ifname, Some(c.ip), next.ip)?;
+    dir.withdraw(ip6, record).await;
+    record.ip4 = Some(next.ip);
+    println!("vpn: IPv4 moved from {} to {}", c.ip, next.ip);
+    *claim = Some(next);
     dir.publish(ip6, record).await
 }
 

@@ -41,30 +41,57 @@ fn rendezvous_friends_see_a_stopped_or_killed_node_go() {
     homes[2].add_account(sites[2], &lab, 3, ALPHA, TlsMode::StartTls);
     homes[2].add_account(sites[2], &lab, 3, BETA, TlsMode::Direct);
     let mut daemons: Vec<_> = homes.iter().zip(&sites).map(|(h, s)| h.up(s)).collect();
-    let jids: Vec<Vec<String>> = homes
-        .iter()
-        .zip(&daemons)
-        .map(|(h, d)| {
-            let s = h
-                .wait_status(Duration::from_secs(20), |s| {
-                    s.accounts.iter().all(|a| a.bound_jid.is_some())
-                })
-                .unwrap_or_else(|| panic!("not online:\n{}", d.tail(20)));
-            bound_jids(&s)
+    for (h, d) in homes.iter().zip(&daemons) {
+        h.wait_status(Duration::from_secs(20), |s| {
+            s.accounts.iter().all(|a| a.bound_jid.is_some())
         })
-        .collect();
-    for (i, h) in homes.iter().enumerate() {
-        let want: Vec<&String> = (0..3).filter(|j| *j != i).flat_map(|j| &jids[j]).collect();
-        h.wait_status(Duration::from_secs(10), |s| {
-            want.iter().all(|j| seen(s).contains(j))
-        })
-        .unwrap_or_else(|| {
-            panic!(
-                "node {i} did not discover {want:?}:\n{}",
-                daemons[i].tail(20)
-            )
-        });
+        .unwrap_or_else(|| panic!("not online:\n{}", d.tail(20)));
     }
+    // Every node sees every other node's sessions as they are now: a session that drops and
+    // comes back under a new resource must be found again, not waited for under its old one.
+    let found = Instant::now();
+    let jids: Vec<Vec<String>> = loop {
+        let statuses: Vec<_> = homes.iter().map(|h| h.status()).collect();
+        let jids: Vec<Vec<String>> = statuses
+            .iter()
+            .map(|s| {
+                s.as_ref()
+                    .filter(|s| s.accounts.iter().all(|a| a.bound_jid.is_some()))
+                    .map(bound_jids)
+                    .unwrap_or_default()
+            })
+            .collect();
+        let all_seen = statuses.iter().enumerate().all(|(i, s)| {
+            s.as_ref().is_some_and(|s| {
+                (0..3)
+                    .filter(|j| *j != i)
+                    .all(|j| !jids[j].is_empty() && jids[j].iter().all(|x| seen(s).contains(x)))
+            })
+        });
+        if all_seen {
+            break jids;
+        }
+        if found.elapsed() > Duration::from_secs(15) {
+            let logs: Vec<String> = daemons
+                .iter()
+                .enumerate()
+                .map(|(i, d)| format!("--- node {i}:\n{}", d.tail(60)))
+                .collect();
+            panic!(
+                "friends not all discovered after 15 s: bound {jids:?}, seen {:?}\n{}",
+                statuses
+                    .iter()
+                    .map(|s| s.as_ref().map(seen))
+                    .collect::<Vec<_>>(),
+                logs.join("\n")
+            );
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    eprintln!(
+        "all friends discovered in {} ms",
+        found.elapsed().as_millis()
+    );
     let logs: Vec<std::path::PathBuf> = daemons.iter().map(|d| d.log.clone()).collect();
     let gone = |observer: usize, node: usize, within: Duration| -> Duration {
         let t = Instant::now();

@@ -131,7 +131,9 @@ pub fn ring_with_vpns(ipv4: bool) -> (Ring, Vpns, Vec<Node>) {
         let nodes: Option<Vec<Node>> = (0..ring.names.len())
             .map(|i| status(&ring, i).filter(|n| !ipv4 || n.ip4.is_some()))
             .collect();
-        if let Some(n) = nodes {
+        // With IPv4, also wait for the claims to settle: two claimants that raced may both
+        // hold an address for a few seconds, until the later one sees the earlier claim.
+        if let Some(n) = nodes.filter(|n| !ipv4 || v4_settled(n)) {
             break n;
         }
         for c in &mut vpns.children {
@@ -141,13 +143,25 @@ pub fn ring_with_vpns(ipv4: bool) -> (Ring, Vpns, Vec<Node>) {
         }
         assert!(
             t.elapsed() < Duration::from_secs(120),
-            "the VPNs did not come up in 120 s:\n{}",
+            "the VPNs did not come up, each with its own IPv4, in 120 s:\n{}",
             vpns.logs()
         );
         std::thread::sleep(Duration::from_millis(500));
     };
     eprintln!("6 VPNs up in {} ms", t.elapsed().as_millis());
     (ring, vpns, nodes)
+}
+
+/// Every node holds its own IPv4, and exactly one of the two claimants of [`CONTESTED`] has it.
+fn v4_settled(nodes: &[Node]) -> bool {
+    let mut v4: Vec<Ipv4Addr> = nodes.iter().filter_map(|n| n.ip4).collect();
+    v4.sort();
+    v4.dedup();
+    let holders = [OPEN, FULL]
+        .iter()
+        .filter(|&&i| nodes[i].ip4 == Some(CONTESTED))
+        .count();
+    v4.len() == nodes.len() && holders == 1
 }
 
 /// `ping` (or `ping -6`) from node `from`'s namespace; Ok when all `count` replies came.
