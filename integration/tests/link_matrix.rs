@@ -341,7 +341,7 @@ and `link_nat_matrix_ejabberd.rs` (`CHAMBER_WRITE_NAT_MATRIX=1`, each rewrites i
 server's section) from their own runs: two friends behind each pair of lab NATs open a chamber \
 link (Jingle over XMPP, webrtc-ice, Noise IK) and echo a datagram. Each cell is the path the \
 link ended on and the setup time (offer → first authenticated datagram, debug build, seven \
-pairs at a time). \"TCP leg\": a UDP-blocked end reaches the TURN server over TCP. \
+pairs at a time; without TURN all at once). \"TCP leg\": a UDP-blocked end reaches the TURN server over TCP. \
 NATLAB.md's expectation is in brackets: OK pairs must be direct, FAIL pairs on TURN when \
 the server offers it, and \"no direct path\" when TURN is withheld.\n";
 
