@@ -1,6 +1,7 @@
 //! Owned rings' certificates and revocations, as a peer shows them on a link or a member
-//! broadcasts them: any bytes decode to an error or to a value that encodes back to the same
-//! bytes, and checking one never panics.
+//! broadcasts them, and friends rings' voucher lists (certificates framed by length): any bytes
+//! decode to an error or to a value that encodes back to the same bytes, and checking one never
+//! panics.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -17,6 +18,9 @@ fuzz_target!(|data: &[u8]| {
         if let Some(admin) = &c.issuer_cert {
             let _ = c.verify(c.ring, &admin.issuer, c.issued_ms);
         }
+    }
+    for v in chamber::runtime::friends::decode(data) {
+        let _ = v.verify(v.ring, &v.issuer, v.issued_ms);
     }
     if let Ok(r) = Revocation::decode(data) {
         assert_eq!(r.encode(), data, "a decoded revocation re-encodes to its bytes");

@@ -279,14 +279,17 @@ impl Lab {
                 coturn::start(&self.public, &self.server_dir("coturn")?, &self.turn_secret)?
             }
             "Prosody" => {
-                let (dir, cert, friends) =
-                    (self.server_dir("prosody")?, cert(ALPHA)?, self.friends());
+                let (dir, cert, groups) = (
+                    self.server_dir("prosody")?,
+                    cert(ALPHA)?,
+                    self.roster_groups(),
+                );
                 let cfg = prosody::ProsodyConfig {
                     dir: &dir,
                     cert: &cert,
                     ca_file: &ca_file,
                     turn_secret: &self.turn_secret,
-                    friends: &friends,
+                    groups: &groups,
                 };
                 prosody::start(&self.public, &cfg)?
             }
@@ -346,6 +349,29 @@ impl Lab {
             v.extend((1..=self.spec.users).map(|k| format!("user{k}@{domain}")));
         }
         v
+    }
+
+    /// Prosody's roster groups: everyone in one, or (with strangers) one per pair of friends.
+    fn roster_groups(&self) -> Vec<Vec<String>> {
+        let friends = self.friends();
+        if self.spec.strangers.is_empty() {
+            return vec![friends];
+        }
+        let stranger = |a: &str, b: &str| {
+            self.spec.strangers.iter().any(|(x, y)| {
+                let (x, y) = (format!("user{x}@{ALPHA}"), format!("user{y}@{ALPHA}"));
+                (a == x && b == y) || (a == y && b == x)
+            })
+        };
+        let mut groups = Vec::new();
+        for (i, a) in friends.iter().enumerate() {
+            for b in &friends[i + 1..] {
+                if !stranger(a, b) {
+                    groups.push(vec![a.clone(), b.clone()]);
+                }
+            }
+        }
+        groups
     }
 
     /// The domains of the servers this lab runs.

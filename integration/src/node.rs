@@ -85,6 +85,7 @@ impl NodeHome {
                 secret: SecretRef::File(secret),
                 owner: None,
                 cert: None,
+                friends: None,
             }],
             ..Config::default()
         };

@@ -23,8 +23,8 @@ pub struct ProsodyConfig<'a> {
     pub ca_file: &'a Path,
     /// coturn's shared secret.
     pub turn_secret: &'a str,
-    /// The JIDs that are all mutual friends.
-    pub friends: &'a [String],
+    /// Roster groups: every member of a group is a mutual friend of every other.
+    pub groups: &'a [Vec<String>],
 }
 
 /// Writes the config and groups file, starts Prosody and waits until it accepts clients.
@@ -35,8 +35,13 @@ pub fn start(ns: &Netns, cfg: &ProsodyConfig<'_>) -> Result<ServerProcess> {
     let data = cfg.dir.join("data");
     std::fs::create_dir_all(&data).map_err(LabError::io("create Prosody's data folder"))?;
     let groups = cfg.dir.join("groups.txt");
-    std::fs::write(&groups, format!("[Friends]\n{}\n", cfg.friends.join("\n")))
-        .map_err(LabError::io("write Prosody's groups file"))?;
+    let text: String = cfg
+        .groups
+        .iter()
+        .enumerate()
+        .map(|(i, g)| format!("[Friends{i}]\n{}\n", g.join("\n")))
+        .collect();
+    std::fs::write(&groups, text).map_err(LabError::io("write Prosody's groups file"))?;
     let modules = cfg.dir.join("modules");
     std::fs::create_dir_all(&modules).map_err(LabError::io("create Prosody's module folder"))?;
     std::fs::write(modules.join("mod_chamber_mitm.lua"), MITM_MODULE)

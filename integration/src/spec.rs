@@ -33,8 +33,11 @@ impl SiteSpec {
 pub struct LabSpec {
     /// The sites, in order.
     pub sites: Vec<SiteSpec>,
-    /// Accounts `user1…userN` are made on each server, all mutual friends.
+    /// Accounts `user1…userN` are made on each server, all mutual friends but `strangers`.
     pub users: u32,
+    /// Pairs of users (by number) on Prosody who are not on each other's roster.
+    #[serde(default)]
+    pub strangers: Vec<(u32, u32)>,
     /// Start Prosody (alpha.lab).
     pub prosody: bool,
     /// Start ejabberd (beta.lab).
@@ -71,6 +74,7 @@ impl LabSpec {
         LabSpec {
             sites,
             users,
+            strangers: Vec::new(),
             prosody: true,
             ejabberd: true,
             coturn: true,

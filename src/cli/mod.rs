@@ -134,8 +134,15 @@ pub enum RingCommand {
         name: String,
         /// An owned ring: only friends you (or admins you name) invite get a certificate to
         /// link, and you can put members out (`chamber ring revoke`)
-        #[arg(long)]
+        #[arg(long, conflicts_with = "friends")]
         owned: bool,
+        /// A friends ring: no owner, no secret, no invites; links only to roster friends who
+        /// made a friends ring of the same name
+        #[arg(long)]
+        friends: bool,
+        /// With --friends: friends of friends may link too, on a mutual friend's voucher
+        #[arg(long, requires = "friends")]
+        fof: bool,
     },
     /// Put a member out of an owned ring (owner or admin): its links close everywhere and its
     /// certificate is void

@@ -6,7 +6,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use super::{CliError, RingCommand, load, print_json};
-use crate::config::Paths;
+use crate::config::{FriendsPolicy, Paths};
 use crate::control::{self, ControlError, Request};
 use crate::keystore::{Keystore, SecretName};
 use crate::membership::{self, InviteInfo, PendingInvites};
@@ -15,14 +15,21 @@ use crate::picture;
 
 pub(super) async fn run(cmd: RingCommand, config_path: &Path) -> Result<(), CliError> {
     match cmd {
-        RingCommand::Create { name, owned } => {
+        RingCommand::Create {
+            name,
+            owned,
+            friends,
+            fof,
+        } => {
             membership::check_name(&name)?;
+            let friends = friends.then_some(FriendsPolicy { fof });
             let req = Request::RingCreate {
                 name: name.clone(),
                 owned,
+                friends,
             };
             change(config_path, req, &name, "created", |ks, _| {
-                membership::create(config_path, ks, &name, owned).map(drop)
+                membership::create(config_path, ks, &name, owned, friends).map(drop)
             })
             .await
         }

@@ -200,6 +200,20 @@ pub struct RingEntry {
     /// An owned ring: this node's member certificate, in hex (public; its key stays ours).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cert: Option<String>,
+    /// A friends ring (SocialVPN style, no owner and no secret): links only to roster friends
+    /// whose key is pinned, and to their friends when `fof` allows it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub friends: Option<FriendsPolicy>,
+}
+
+/// Who a friends ring links to besides roster friends.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FriendsPolicy {
+    /// Friends of friends too: a node a friend of ours vouches for (a voucher its friend signed
+    /// on their link). Both ends must allow it.
+    #[serde(default)]
+    pub fof: bool,
 }
 
 /// Where a ring's 32-byte secret is kept.
@@ -277,6 +291,14 @@ impl Config {
             if r.name.is_empty() || self.rings[..i].iter().any(|b| b.name == r.name) {
                 return Err(invalid(format!(
                     "ring names must be unique and non-empty (`{}`)",
+                    r.name
+                )));
+            }
+            if r.friends.is_some()
+                && (r.owner.is_some() || r.cert.is_some() || r.secret != SecretRef::Keystore)
+            {
+                return Err(invalid(format!(
+                    "ring `{}` is a friends ring: it has no owner, certificate or secret",
                     r.name
                 )));
             }

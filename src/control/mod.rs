@@ -39,6 +39,9 @@ pub enum Request {
         /// An owned ring (this node's key owns it; members need its certificates).
         #[serde(default)]
         owned: bool,
+        /// A friends ring (no owner, no secret): who besides roster friends may link.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        friends: Option<crate::config::FriendsPolicy>,
     },
     /// Put a member out of an owned ring (owner or admin).
     RingRevoke {

@@ -12,7 +12,7 @@ use rand::rngs::OsRng;
 use xmpp_ext::RingSecret;
 use xmpp_ext::cert::{MemberCert, Role};
 
-use crate::config::{Config, ConfigError, RingEntry, SecretRef};
+use crate::config::{Config, ConfigError, FriendsPolicy, RingEntry, SecretRef};
 use crate::keystore::{Keystore, KeystoreError, SecretName};
 use crate::runtime::{OwnedRing, RingSpec};
 pub use pending::{InviteInfo, Pending, PendingInvites};
@@ -126,8 +126,12 @@ pub fn create(
     keystore: &Keystore,
     name: &str,
     owned: bool,
+    friends: Option<FriendsPolicy>,
 ) -> Result<RingSpec, MembershipError> {
     check_name(name)?;
+    if let Some(policy) = friends {
+        return add_friends_ring(config_path, name, policy);
+    }
     let secret = RingSecret::generate(&mut OsRng);
     let owned = if owned {
         let node = keystore.node_secret()?;
@@ -211,12 +215,41 @@ fn add(
         secret: SecretRef::Keystore,
         owner: owned.as_ref().map(|o| hex::encode(o.owner)),
         cert: owned.as_ref().map(|o| hex::encode(o.cert.encode())),
+        friends: None,
     });
     config.save(config_path)?;
     Ok(RingSpec {
         name: name.into(),
         secret,
         owned,
+        friends: None,
+    })
+}
+
+/// A friends ring: an entry in the configuration, nothing in the keystore (its secret derives
+/// from its name).
+fn add_friends_ring(
+    config_path: &Path,
+    name: &str,
+    policy: FriendsPolicy,
+) -> Result<RingSpec, MembershipError> {
+    let mut config = Config::load(config_path)?;
+    if config.rings.iter().any(|r| r.name == name) {
+        return Err(MembershipError::Exists { name: name.into() });
+    }
+    config.rings.push(RingEntry {
+        name: name.into(),
+        secret: SecretRef::Keystore,
+        owner: None,
+        cert: None,
+        friends: Some(policy),
+    });
+    config.save(config_path)?;
+    Ok(RingSpec {
+        name: name.into(),
+        secret: RingSecret::of_friends_ring(name),
+        owned: None,
+        friends: Some(policy),
     })
 }
 
@@ -229,7 +262,7 @@ pub fn leave(config_path: &Path, keystore: &Keystore, name: &str) -> Result<(), 
     };
     let entry = config.rings.remove(i);
     config.save(config_path)?;
-    if entry.secret == SecretRef::Keystore {
+    if entry.secret == SecretRef::Keystore && entry.friends.is_none() {
         keystore.delete(&SecretName::Ring(name.into()))?;
     }
     Ok(())

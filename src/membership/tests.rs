@@ -43,7 +43,7 @@ fn invite(ring: &str, secret: &RingSecret, from: &str, to: &NodeSecret) -> Invit
 #[test]
 fn create_and_leave_change_config_and_keystore() {
     let h = home("create");
-    let spec = create(&h.config, &h.keystore, "club", false).unwrap();
+    let spec = create(&h.config, &h.keystore, "club", false, None).unwrap();
     let config = Config::load(&h.config).unwrap();
     assert_eq!(config.rings.len(), 1);
     assert_eq!(config.rings[0].secret, SecretRef::Keystore);
@@ -51,10 +51,10 @@ fn create_and_leave_change_config_and_keystore() {
     let read = crate::node::ring_spec(&config.rings[0], &h.keystore).unwrap();
     assert_eq!(read.secret, spec.secret);
     assert!(matches!(
-        create(&h.config, &h.keystore, "club", false),
+        create(&h.config, &h.keystore, "club", false, None),
         Err(MembershipError::Exists { .. })
     ));
-    let other = create(&h.config, &h.keystore, "choir", false).unwrap();
+    let other = create(&h.config, &h.keystore, "choir", false, None).unwrap();
     assert_ne!(other.secret, spec.secret, "every ring gets a fresh secret");
 
     leave(&h.config, &h.keystore, "club").unwrap();
@@ -67,6 +67,25 @@ fn create_and_leave_change_config_and_keystore() {
         leave(&h.config, &h.keystore, "club"),
         Err(MembershipError::NotConfigured { .. })
     ));
+    std::fs::remove_dir_all(&h.dir).unwrap();
+}
+
+#[test]
+fn a_friends_ring_has_no_secret_to_keep_and_the_same_id_for_everyone() {
+    let h = home("friends");
+    let policy = crate::config::FriendsPolicy { fof: true };
+    let spec = create(&h.config, &h.keystore, "pals", false, Some(policy)).unwrap();
+    assert_eq!(spec.secret, RingSecret::of_friends_ring("pals"));
+    assert_eq!(spec.friends, Some(policy));
+    let key = SecretName::Ring("pals".into());
+    assert!(h.keystore.get(&key).unwrap().is_none(), "nothing stored");
+    let config = Config::load(&h.config).unwrap();
+    assert_eq!(config.rings[0].friends, Some(policy));
+    let read = crate::node::ring_spec(&config.rings[0], &h.keystore).unwrap();
+    assert_eq!(read.secret.ring_id(), spec.secret.ring_id());
+    assert_eq!(read.friends, Some(policy));
+    leave(&h.config, &h.keystore, "pals").unwrap();
+    assert!(Config::load(&h.config).unwrap().rings.is_empty());
     std::fs::remove_dir_all(&h.dir).unwrap();
 }
 

@@ -70,6 +70,7 @@ pub async fn run(setup: NodeSetup, shutdown: impl Future<Output = ()>) -> Result
         RuntimeConfig {
             cache_file: Some(setup.peer_cache.clone()),
             revoked_file: Some(setup.revoked_file.clone()),
+            friend_keys: pins.fingerprints(),
             ..RuntimeConfig::default()
         },
     );
@@ -200,10 +201,11 @@ pub async fn run(setup: NodeSetup, shutdown: impl Future<Output = ()>) -> Result
                 }
             }
         }
-        if let Some(pins) = rv.pins_to_save()
-            && let Err(e) = pins.save(&setup.pins_file)
-        {
-            tracing::error!(%e, "pinned keys not saved; they are kept in memory until the node stops");
+        if let Some(pins) = rv.pins_to_save() {
+            if let Err(e) = pins.save(&setup.pins_file) {
+                tracing::error!(%e, "pinned keys not saved; they are kept in memory until the node stops");
+            }
+            runtime.set_friend_keys(pins.fingerprints()).await;
         }
     }
     tracing::info!("shutting down: leaving the rings, closing every account");

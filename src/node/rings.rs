@@ -83,7 +83,11 @@ impl Rings {
     pub async fn handle(&mut self, req: Request, reply: oneshot::Sender<Response>, mut cx: Cx<'_>) {
         let (cfg, ks) = (&cx.setup.config_path, &cx.setup.keystore);
         let joined = match req {
-            Request::RingCreate { name, owned } => membership::create(cfg, ks, &name, owned),
+            Request::RingCreate {
+                name,
+                owned,
+                friends,
+            } => membership::create(cfg, ks, &name, owned, friends),
             Request::RingJoin { name } => membership::accept(cfg, ks, &mut self.pending, &name),
             Request::RingLeave { name } => {
                 let answer = match membership::leave(cfg, ks, &name) {

@@ -156,6 +156,14 @@ pub fn ring_spec(r: &RingEntry, keystore: &Keystore) -> Result<RingSpec, NodeErr
         ring: r.name.clone(),
         reason,
     };
+    if let Some(policy) = r.friends {
+        return Ok(RingSpec {
+            name: r.name.clone(),
+            secret: RingSecret::of_friends_ring(&r.name),
+            owned: None,
+            friends: Some(policy),
+        });
+    }
     let bytes: [u8; 32] = match &r.secret {
         SecretRef::Keystore => {
             let hint = format!(
@@ -198,6 +206,7 @@ pub fn ring_spec(r: &RingEntry, keystore: &Keystore) -> Result<RingSpec, NodeErr
         name: r.name.clone(),
         secret,
         owned,
+        friends: None,
     })
 }
 

@@ -223,6 +223,20 @@ fn write_overlay(f: &mut fmt::Formatter<'_>, o: &RingView) -> fmt::Result {
             w.refused
         )?;
     }
+    if let Some(w) = &o.friends {
+        writeln!(
+            f,
+            "  friends ring: links to roster friends{}; {} vouchers from friends, {} links vouched, {} refused",
+            if w.fof {
+                " and, on a friend's voucher, their friends"
+            } else {
+                " only"
+            },
+            w.vouchers,
+            w.vouched,
+            w.refused
+        )?;
+    }
     if let Some(w) = &o.warm {
         writeln!(
             f,

@@ -29,7 +29,7 @@ pub const REVOKE: &[u8] = b"chamber:revoke\0";
 /// How long a new link may take to show a valid certificate.
 pub const ADMIT_WAIT: Duration = Duration::from_secs(10);
 /// How long our certificate is sent again on a new link (once a second).
-const HELLO_FOR: Duration = Duration::from_secs(6);
+pub(super) const HELLO_FOR: Duration = Duration::from_secs(6);
 /// How often the DHT's revocations are read.
 pub const POLL: Duration = Duration::from_secs(20);
 /// How often known revocations are written to the DHT again.
@@ -71,6 +71,19 @@ impl Task {
     /// A link came up in ring `r`: straight to the core, or (owned ring) after the peer's
     /// certificate checks.
     pub(super) fn admit_or_up(&mut self, id: u64, r: usize, up: Input) {
+        if self.rings[r].friends_ring.is_some() {
+            // Waiting first, so what arrives before the verdict is held.
+            if let Some(l) = self.links.get_mut(&id) {
+                l.waiting = Some(Box::new(Waiting {
+                    up,
+                    held: Vec::new(),
+                }));
+            }
+            if self.friends_admit(id, r) {
+                self.release(id);
+            }
+            return;
+        }
         if self.rings[r].owned.is_none() {
             let now = self.now();
             self.rings[r].core.handle_input(now, up);
@@ -114,6 +127,11 @@ impl Task {
         if b.starts_with(REVOKE) {
             let (r, b) = (l.ring, b[REVOKE.len()..].to_vec());
             self.revocation_in(r, &b);
+            return true;
+        }
+        if b.starts_with(super::friends::VOUCH) && self.rings[l.ring].friends_ring.is_some() {
+            let (r, b) = (l.ring, b[super::friends::VOUCH.len()..].to_vec());
+            self.vouchers_in(id, r, &b);
             return true;
         }
         let is_hello = b.starts_with(HELLO);
@@ -208,11 +226,22 @@ impl Task {
         let Some(l) = self.links.get_mut(&id) else {
             return;
         };
+        if l.waiting.is_none() {
+            return;
+        }
+        tracing::info!(ring = %self.rings[l.ring].name, peer = %l.peer, jid = %c.jid, "member certificate checks: link admitted");
+        l.cert = Some(c);
+        self.release(id);
+    }
+
+    /// Hands a waiting link, and what it held, to the core.
+    pub(super) fn release(&mut self, id: u64) {
+        let Some(l) = self.links.get_mut(&id) else {
+            return;
+        };
         let Some(w) = l.waiting.take() else {
             return;
         };
-        tracing::info!(ring = %self.rings[l.ring].name, peer = %l.peer, jid = %c.jid, "member certificate checks: link admitted");
-        l.cert = Some(c);
         let r = l.ring;
         let now = self.now();
         self.rings[r].core.handle_input(now, w.up);

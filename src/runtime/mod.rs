@@ -23,6 +23,7 @@ mod admission;
 pub mod app;
 mod connect;
 pub mod envelope;
+pub mod friends;
 mod links;
 pub mod overlay_signal;
 mod rejoin;
@@ -41,10 +42,11 @@ use xmpp_ext::jingle::Jingle;
 use xmpp_ext::{NodeSecret, RingSecret};
 
 use crate::account::AccountHandle;
+pub use crate::config::FriendsPolicy;
 use crate::link::{IceServer, Link, LinkError, LinkerConfig, PathHint};
 use crate::signal::{IqFailure, Reply};
 pub use admission::OwnedRing;
-pub use status::{LinkView, OwnedView, PeerView, PingReport, RingView, WarmView};
+pub use status::{FriendsView, LinkView, OwnedView, PeerView, PingReport, RingView, WarmView};
 
 /// A ring the runtime runs.
 #[derive(Clone, Debug)]
@@ -55,6 +57,8 @@ pub struct RingSpec {
     pub secret: RingSecret,
     /// For an owned ring: the owner's key and our certificate.
     pub owned: Option<OwnedRing>,
+    /// For a friends ring: who besides roster friends may link.
+    pub friends: Option<FriendsPolicy>,
 }
 
 /// How a link came to be (for status and for choosing the leaf flag).
@@ -88,6 +92,7 @@ pub(crate) enum Cmd {
         ring: String,
         jid: FullJid,
     },
+    FriendKeys(std::collections::BTreeSet<[u8; 32]>),
     Jingle {
         account: usize,
         from: FullJid,
@@ -172,6 +177,9 @@ pub struct RuntimeConfig {
     pub cache_file: Option<std::path::PathBuf>,
     /// Where owned rings' revocations are kept across restarts; `None` keeps them in memory.
     pub revoked_file: Option<std::path::PathBuf>,
+    /// Fingerprints (SHA-256) of our friends' pinned identity keys, for friends rings; kept
+    /// current with [`RuntimeHandle::set_friend_keys`].
+    pub friend_keys: std::collections::BTreeSet<[u8; 32]>,
 }
 
 impl Default for RuntimeConfig {
@@ -191,6 +199,7 @@ impl Default for RuntimeConfig {
             ring_signal_timeout: Duration::from_secs(8),
             cache_file: None,
             revoked_file: None,
+            friend_keys: Default::default(),
         }
     }
 }
@@ -235,6 +244,11 @@ impl RuntimeHandle {
     /// Runs a DHT operation on `key` in ring `ring`; its answer comes on the op's channel.
     pub async fn dht(&self, ring: usize, key: RingAddress, op: app::DhtOp) {
         self.send(Cmd::Dht { ring, key, op }).await;
+    }
+
+    /// Our friends' pinned keys changed (a new friend, or `chamber trust`).
+    pub async fn set_friend_keys(&self, keys: std::collections::BTreeSet<[u8; 32]>) {
+        self.send(Cmd::FriendKeys(keys)).await;
     }
 
     /// Puts the member with bare JID `jid` out of the owned ring `ring` (owner or admin only).

@@ -51,6 +51,8 @@ pub(super) struct RingRun {
     pub owned: Option<super::OwnedRing>,
     /// Owned rings: revocations known, links refused.
     pub admission: super::admission::Admission,
+    /// A friends ring's policy, vouchers and admitted addresses.
+    pub friends_ring: Option<super::friends::FriendsRing>,
     /// Signalling requests refused because their source was over its rate.
     pub signals_limited: u64,
 }
@@ -68,6 +70,10 @@ impl RingRun {
         cfg.direct_retry = std::time::Duration::from_secs(60);
         // Only values signed by a member's key are stored (the services sign theirs).
         cfg.validator = Box::new(super::app::SignedValues);
+        let friends_ring = spec.friends.map(super::friends::FriendsRing::new);
+        if let Some(f) = &friends_ring {
+            cfg.admission = f.core_admission();
+        }
         let mut core = Node::new(cfg, me, now);
         // No node can know it is the first: each starts a ring of one, and rings merge as
         // links come up (brunet-compat/tests/ring_friends.rs).
@@ -90,6 +96,7 @@ impl RingRun {
             left: false,
             owned: spec.owned.clone(),
             admission: Default::default(),
+            friends_ring,
             signals_limited: 0,
         }
     }
@@ -164,6 +171,7 @@ mod tests {
             name: "t".into(),
             secret: RingSecret::from_bytes([1; 32]),
             owned: None,
+            friends: None,
         };
         let mut r = RingRun::new(&secret, &spec, 1, Time::ZERO);
         for &b in addrs {

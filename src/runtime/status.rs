@@ -49,6 +49,9 @@ pub struct RingView {
     /// An owned ring: the owner, our role and certificate, revocations known, links refused.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub owned: Option<OwnedView>,
+    /// A friends ring: whether friends of friends may link, vouchers held, links refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub friends: Option<FriendsView>,
     /// Warm restarts: our knock socket and the peers cached for this ring.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub warm: Option<WarmView>,
@@ -81,6 +84,19 @@ pub struct OwnedView {
     /// Members revoked.
     pub revoked: Vec<String>,
     /// Links refused for want of a valid certificate, and links closed after a revocation.
+    pub refused: u64,
+}
+
+/// A friends ring, as this node stands in it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct FriendsView {
+    /// Friends of friends may link (with a friend's voucher).
+    pub fof: bool,
+    /// Vouchers our friends gave us (shown to friends of friends).
+    pub vouchers: usize,
+    /// Links admitted on a friend's voucher.
+    pub vouched: u64,
+    /// Links refused: not a friend, or a friend of a friend without a voucher or not allowed.
     pub refused: u64,
 }
 
@@ -211,6 +227,12 @@ impl Task {
             signals_limited: ring.signals_limited,
             dht_writes_limited: ring.core.stats().dht_writes_limited,
             warm: self.warm_view(r),
+            friends: ring.friends_ring.as_ref().map(|f| FriendsView {
+                fof: f.policy.fof,
+                vouchers: f.vouchers.len(),
+                vouched: f.vouched,
+                refused: f.refused,
+            }),
             owned: ring.owned.as_ref().map(|o| {
                 use sha2::{Digest, Sha256};
                 OwnedView {

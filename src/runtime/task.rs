@@ -64,6 +64,8 @@ pub(super) struct Task {
     pub dht_waits: super::app::DhtWaits,
     /// Warm restarts: the knock socket and the peer cache.
     pub warm: Option<super::rejoin::Warm>,
+    /// Fingerprints of our friends' pinned identity keys (friends rings admit them).
+    pub friend_keys: std::collections::BTreeSet<[u8; 32]>,
 }
 
 impl Task {
@@ -75,6 +77,7 @@ impl Task {
         cmds: mpsc::Sender<Cmd>,
     ) -> Task {
         let n = accounts.len();
+        let cfg_friend_keys = cfg.friend_keys.clone();
         let rings = specs
             .iter()
             .map(|s| RingRun::new(secret, s, n, Time::ZERO))
@@ -104,6 +107,7 @@ impl Task {
             app_dropped: 0,
             dht_waits: Default::default(),
             warm: None,
+            friend_keys: cfg_friend_keys,
         }
     }
 
@@ -173,6 +177,7 @@ impl Task {
                             }
                         }
                         self.admission_tick();
+                        self.friends_tick(std::time::Instant::now());
                         self.warm_tick(ticks.is_multiple_of(beacon_ticks));
                     }
                     self.signal_tick();
@@ -192,6 +197,7 @@ impl Task {
                 address,
             } => self.friend_up(&ring, account, jid, address),
             Cmd::FriendDown { ring, jid } => self.friend_down(&ring, &jid),
+            Cmd::FriendKeys(keys) => self.friend_keys = keys,
             Cmd::Jingle {
                 account,
                 from,

@@ -205,6 +205,14 @@ impl PinBook {
         self.pins.get(jid).map(|p| p.keys.as_slice())
     }
 
+    /// Every pinned fingerprint, whoever it is pinned for: our friends' keys.
+    pub fn fingerprints(&self) -> std::collections::BTreeSet<[u8; 32]> {
+        self.pins
+            .values()
+            .flat_map(|p| p.keys.iter().map(|k| k.0))
+            .collect()
+    }
+
     /// The keys refused since the node started, by JID.
     pub fn warnings(&self) -> Vec<KeyWarning> {
         self.changed.values().map(|(_, w)| w.clone()).collect()

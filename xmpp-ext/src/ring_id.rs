@@ -20,6 +20,8 @@ const RING_ID_DOMAIN: &[u8] = b"chamber/ring-id/v1\0";
 const LINK_PSK_DOMAIN: &[u8] = b"chamber/ring-link-psk/v1\0";
 /// Domain prefix for [`RingSecret::knock_key`].
 const KNOCK_DOMAIN: &[u8] = b"chamber/ring-knock/v1\0";
+/// Domain prefix for [`RingSecret::of_friends_ring`].
+const FRIENDS_DOMAIN: &[u8] = b"chamber/friends-ring/v1\0";
 
 /// The secret shared by a ring's members, handed out in invites. Wiped when dropped.
 #[derive(Clone, PartialEq, Eq, Zeroize, ZeroizeOnDrop)]
@@ -36,6 +38,17 @@ impl RingSecret {
     /// Restores a stored secret.
     pub fn from_bytes(bytes: [u8; 32]) -> Self {
         RingSecret(bytes)
+    }
+
+    /// The "secret" of a friends ring named `name`: derived from the name alone, so everyone
+    /// who makes a friends ring of that name is in the same ring. It keeps nobody out (the
+    /// name is no secret); a friends ring admits links by friendship instead (pinned roster
+    /// keys, and friends' vouchers where friends of friends are allowed).
+    pub fn of_friends_ring(name: &str) -> Self {
+        let mut h = Sha256::new();
+        h.update(FRIENDS_DOMAIN);
+        h.update(name.as_bytes());
+        RingSecret(h.finalize().into())
     }
 
     /// The secret bytes, for the keystore and for invites.

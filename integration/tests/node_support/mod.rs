@@ -117,6 +117,7 @@ impl NodeHome {
                     secret: chamber::config::SecretRef::File(path),
                     owner: None,
                     cert: None,
+                    friends: None,
                 }
             })
             .collect();
