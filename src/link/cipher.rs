@@ -24,6 +24,7 @@ pub const MAX_COUNTER: u64 = u64::MAX - 1;
 
 /// One direction's key (ring's ChaCha20-Poly1305: assembly, several times faster per packet
 /// than a portable implementation, and the hot path of every link).
+#[cfg_attr(fuzzing, derive(Clone))]
 pub struct CipherKey {
     aead: LessSafeKey,
 }

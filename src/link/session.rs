@@ -17,6 +17,7 @@ pub(super) enum OpenError {
     Auth,
 }
 
+#[cfg_attr(fuzzing, derive(Clone))]
 pub(super) struct Session {
     pub(super) local_index: u32,
     remote_index: u32,

@@ -66,6 +66,42 @@ pub struct Tunnel {
     pub(super) created: Option<Instant>,
 }
 
+/// For the fuzzer only (`cfg(fuzzing)`): a tunnel that is up, copied, so each input starts from
+/// the same session without a handshake of its own. Never in a real build: two copies of a
+/// session would send under the same nonces. An initiation in flight is not copied.
+#[cfg(fuzzing)]
+impl Clone for Tunnel {
+    fn clone(&self) -> Self {
+        Tunnel {
+            cfg: self.cfg.clone(),
+            role: self.role,
+            local_secret: self.local_secret.clone(),
+            remote_static: self.remote_static,
+            prologue: self.prologue.clone(),
+            psk: self.psk.clone(),
+            next_index: self.next_index,
+            pending: None,
+            handshake_started: self.handshake_started,
+            attempt: self.attempt,
+            last_attempt: self.last_attempt,
+            current: self.current.clone(),
+            next: self.next.clone(),
+            up: self.up,
+            closed: self.closed,
+            last_sent: self.last_sent,
+            last_received: self.last_received,
+            awaiting_since: self.awaiting_since,
+            stale_reported: self.stale_reported,
+            ping_id: self.ping_id,
+            ping_out: self.ping_out,
+            observed_to_send: self.observed_to_send,
+            events: self.events.clone(),
+            stats: self.stats,
+            created: self.created,
+        }
+    }
+}
+
 impl Tunnel {
     /// A tunnel to the peer whose record holds `remote_static`. `context` binds the handshake
     /// to the signalling session (the Jingle sid); `index_seed` is random, so session indices
