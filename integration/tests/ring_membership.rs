@@ -274,18 +274,20 @@ fn a_friend_is_invited_joins_and_links_while_strangers_and_other_secrets_stay_ou
         b_jid.clone(),
         node_key(&b.dir),
     );
-    std::thread::sleep(Duration::from_secs(1));
-    let log = std::fs::read_to_string(&daemons[1].log).unwrap_or_default();
-    assert!(
-        log.contains("ignored: ring invite from a non-roster entity"),
-        "{}",
-        daemons[1].tail(30)
-    );
-    assert!(
-        log.contains("ignored: ring invite that does not open"),
-        "{}",
-        daemons[1].tail(30)
-    );
+    // Both are logged as dropped (a busy machine may take a moment to deliver them).
+    let dropped = |log: &str| {
+        log.contains("ignored: ring invite from a non-roster entity")
+            && log.contains("ignored: ring invite that does not open")
+    };
+    let t = Instant::now();
+    while !dropped(&std::fs::read_to_string(&daemons[1].log).unwrap_or_default()) {
+        assert!(
+            t.elapsed() < Duration::from_secs(15),
+            "the stranger's and the forged invite were not both logged as dropped:\n{}",
+            daemons[1].tail(30)
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
     let s = b.status().expect("B status");
     assert_eq!(s.invites.len(), 1, "{:?}", s.invites);
 

@@ -52,6 +52,8 @@ fn owner_invites_forged_certificates_stay_out_and_a_revoked_member_is_put_out() 
     }
     let mut ring = start_loopback(4, 0, false);
     ring.all_online();
+    // An invite goes to a friend's running node: n0 must have seen them first.
+    ring.sees_all(0, Duration::from_secs(30));
     ring.run_ok(0, &["ring", "create", "club", "--owned"]);
     for (i, jid) in [
         (1, "user2@alpha.lab"),

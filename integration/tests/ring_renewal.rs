@@ -37,6 +37,7 @@ fn a_member_certificate_is_renewed_before_it_expires() {
     }
     let ring = start_loopback(2, 0, false);
     ring.all_online();
+    ring.sees_all(0, Duration::from_secs(30));
     ring.run_ok(0, &["ring", "create", "club", "--owned"]);
     // 0.0015 days: 129.6 s; renewal is due after 86 s and looked for every 30 s.
     ring.run_ok(

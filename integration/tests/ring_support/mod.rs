@@ -234,6 +234,37 @@ impl Ring {
         self.all_online_within(Duration::from_secs(30))
     }
 
+    /// Waits until node `i` sees every other node's sessions as friends in ring `lab` (an
+    /// invite goes only to a friend's node it has seen).
+    pub fn sees_all(&self, i: usize, limit: Duration) {
+        let t = Instant::now();
+        loop {
+            let st = self.statuses();
+            let others: Vec<String> = st
+                .iter()
+                .enumerate()
+                .filter(|(j, _)| *j != i)
+                .flat_map(|(_, s)| {
+                    s.as_ref()
+                        .map(crate::node_support::bound_jids)
+                        .unwrap_or_default()
+                })
+                .collect();
+            let seen = st[i]
+                .as_ref()
+                .map(crate::node_support::seen)
+                .unwrap_or_default();
+            if !others.is_empty() && others.iter().all(|j| seen.contains(j)) {
+                return;
+            }
+            assert!(
+                t.elapsed() < limit,
+                "n{i} did not see every friend within {limit:?}: sees {seen:?}, others {others:?}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
     /// Waits until every running node's first account is online (at most `limit`); returns
     /// the last login's Unix time (`online_since_ms`).
     pub fn all_online_within(&self, limit: Duration) -> u64 {
