@@ -320,11 +320,21 @@ fn latency_direct_relay_and_overlay_on_the_nat_lab() {
     latency(&ring, "nat-lab-12", 4, 5);
 }
 
-/// Resident memory of a process, KB (`VmRSS` in `/proc/<pid>/status`).
-fn rss_kb(pid: u32) -> Option<u64> {
+/// A `/proc/<pid>/status` field in KB: `VmRSS` (resident memory) or `RssAnon` (its anonymous
+/// part: heap and stacks, without the binary's code pages, which every daemon on a machine
+/// shares through the page cache, and which a node touches more of once its links run).
+fn status_kb(pid: u32, field: &str) -> Option<u64> {
     let s = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let line = s.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let line = s.lines().find(|l| l.starts_with(field))?;
     line.split_whitespace().nth(1)?.parse().ok()
+}
+
+fn rss_kb(pid: u32) -> Option<u64> {
+    status_kb(pid, "VmRSS:")
+}
+
+fn anon_kb(pid: u32) -> Option<u64> {
+    status_kb(pid, "RssAnon:")
 }
 
 #[test]
@@ -353,8 +363,9 @@ fn memory_with_fifty_peers_and_latency_on_the_loopback_lab() {
         Ok(f) => print_formation(n, 0, &f),
         Err(e) => eprintln!("BENCH ring={n}: {e}"),
     }
-    // Let links, shortcuts and buffers settle before memory is read.
-    std::thread::sleep(Duration::from_secs(10));
+    // Let links, shortcuts and buffers settle before memory is read, and the daemons return
+    // what they freed meanwhile (every 30 s, `runtime::trim`).
+    std::thread::sleep(Duration::from_secs(31));
     let statuses = ring.statuses();
     let base_status = solo.status().expect("baseline status");
     let base_peers = base_status
@@ -364,22 +375,32 @@ fn memory_with_fifty_peers_and_latency_on_the_loopback_lab() {
         .map(|v| v.peers.len())
         .sum::<usize>();
     let base = rss_kb(base_status.pid).expect("baseline RSS") as f64;
+    let base_anon = anon_kb(base_status.pid).expect("baseline RssAnon") as f64;
     let mut rss = Vec::new();
     let mut per_peer = Vec::new();
     let mut per_link = Vec::new();
+    let mut anon = Vec::new();
+    let mut anon_per_peer = Vec::new();
+    let mut anon_per_link = Vec::new();
     let mut peers_n = Vec::new();
     let mut links_n = Vec::new();
     for s in statuses.iter().flatten() {
         let Some(v) = overlay(s) else { continue };
-        let Some(r) = rss_kb(s.pid) else { continue };
+        let (Some(r), Some(a)) = (rss_kb(s.pid), anon_kb(s.pid)) else {
+            continue;
+        };
         let peers = v.peers.len() as f64;
         let links = v.peers.iter().filter(|p| p.link.is_some()).count() as f64;
         let extra = r as f64 - base;
+        let extra_anon = a as f64 - base_anon;
         rss.push(r as f64);
+        anon.push(a as f64);
         peers_n.push(peers);
         links_n.push(links);
         per_peer.push(extra / peers.max(1.0));
         per_link.push(extra / links.max(1.0));
+        anon_per_peer.push(extra_anon / peers.max(1.0));
+        anon_per_link.push(extra_anon / links.max(1.0));
     }
     let (rm, rlo, rhi) = stats(&rss);
     let (pm, plo, phi) = stats(&peers_n);
@@ -395,6 +416,15 @@ fn memory_with_fifty_peers_and_latency_on_the_loopback_lab() {
         rm / base,
         rss.len(),
         load()
+    );
+    let (am, alo, ahi) = stats(&anon);
+    let (apm, aplo, aphi) = stats(&anon_per_peer);
+    let (alm, allo, alhi) = stats(&anon_per_link);
+    eprintln!(
+        "BENCH SUMMARY anonymous memory ring={n}: baseline {base_anon:.0} KB; ring nodes RssAnon \
+         median {am:.0} KB (min {alo:.0}, max {ahi:.0}); (RssAnon - baseline) per known peer \
+         median {apm:.1} KB (min {aplo:.1}, max {aphi:.1}); per active link median {alm:.1} KB \
+         (min {allo:.1}, max {alhi:.1})"
     );
     latency(&ring, &format!("loopback-{n}"), 4, 5);
     eprintln!("BENCH wall clock at the end: {} ms", unix_ms());

@@ -256,6 +256,11 @@ impl Driver {
                 }
                 let relay = c.candidate_type() == CandidateType::Relay;
                 let s = self.slots.iter_mut().find(|s| s.generation == generation)?;
+                if s.chosen {
+                    // Gathered after a pair was chosen: never offered, never used.
+                    ice::release(c);
+                    return None;
+                }
                 if !s.announced {
                     s.held.push(jc);
                     // The relays are what the wait is for: once one is in, the others (UDP

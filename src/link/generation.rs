@@ -37,6 +37,8 @@ pub(super) struct Slot {
     pub(super) held: Vec<Candidate>,
     /// A relay candidate is among those held.
     pub(super) relay_held: bool,
+    /// Its pair carries the link: the other local candidates are released, late ones too.
+    pub(super) chosen: bool,
 }
 
 impl Driver {
@@ -91,6 +93,7 @@ impl Driver {
             announced: false,
             held: Vec::new(),
             relay_held: false,
+            chosen: false,
         });
         if self.p.controlling {
             self.announce(generation);

@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use webrtc_ice::agent::Agent;
 use webrtc_ice::agent::agent_config::AgentConfig;
-use webrtc_ice::candidate::CandidateType;
+use webrtc_ice::candidate::{Candidate, CandidateType};
 use webrtc_ice::mdns::MulticastDnsMode;
 use webrtc_ice::network_type::NetworkType;
 
@@ -134,6 +134,30 @@ pub async fn agent(
         ..AgentConfig::default()
     };
     Agent::new(config).await
+}
+
+/// Frees the local candidates a connected generation does not use: webrtc-ice checks only
+/// the selected pair from then on, yet each candidate keeps a socket, a reader task with an
+/// 8 KiB buffer, and a relay also its TURN client (a 64 KiB buffer), an allocation and its
+/// refreshes on the friend's server. A path that dies later restarts ICE, which gathers
+/// afresh.
+pub fn release_unused(agent: Arc<Agent>, keep: Arc<dyn Candidate + Send + Sync>) {
+    tokio::spawn(async move {
+        let Ok(local) = agent.get_local_candidates().await else {
+            return;
+        };
+        for c in local.into_iter().filter(|c| !c.equal(keep.as_ref())) {
+            release(c);
+        }
+    });
+}
+
+/// Closes a local candidate the link will not use (a relay deallocates on its TURN server).
+pub fn release(c: Arc<dyn Candidate + Send + Sync>) {
+    tokio::spawn(async move {
+        tracing::debug!(candidate = %c, "path chosen: releasing an unused candidate");
+        let _ = c.close().await;
+    });
 }
 
 #[cfg(test)]

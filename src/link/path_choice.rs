@@ -54,6 +54,8 @@ impl Driver {
         for p in self.shared.set_path(conn.clone(), path) {
             let _ = conn.send(&p).await;
         }
+        self.slots[i].chosen = true;
+        ice::release_unused(self.slots[i].agent.clone(), pair.local.clone());
         self.active = Some(generation);
         // Older generations are done once the new path carries the link.
         self.retire_before(i);

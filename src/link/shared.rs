@@ -75,7 +75,8 @@ impl Shared {
         to_driver: mpsc::UnboundedSender<DriverNote>,
     ) -> (Arc<Shared>, mpsc::Receiver<Vec<u8>>) {
         let (datagrams, rx) = mpsc::channel(1024);
-        let (events, _) = broadcast::channel(64);
+        // Up, down and path changes: a few per link's life.
+        let (events, _) = broadcast::channel(16);
         let shared = Arc::new(Shared {
             core: Mutex::new(Core {
                 tunnel,
@@ -259,11 +260,16 @@ impl Shared {
     }
 }
 
+thread_local! {
+    /// Where a reader decrypts a packet: used only between two awaits, so one per thread
+    /// does, where one per link cost 8 KiB each.
+    static SCRATCH: std::cell::RefCell<Vec<u8>> = std::cell::RefCell::new(vec![0u8; PATH_MTU]);
+}
+
 fn spawn_reader(shared: Arc<Shared>, conn: PathConn, generation: u32) {
     tokio::spawn(async move {
-        // Nothing longer comes out of webrtc-ice; `out` holds what decapsulating writes.
+        // Nothing longer comes out of webrtc-ice.
         let mut buf = vec![0u8; PATH_MTU];
-        let mut out = vec![0u8; PATH_MTU];
         loop {
             let n = match conn.recv(&mut buf).await {
                 Ok(n) => n,
@@ -282,16 +288,18 @@ fn spawn_reader(shared: Arc<Shared>, conn: PathConn, generation: u32) {
                 }
                 let other_path = c.path_gen != generation;
                 let authentic_before = c.tunnel.stats().rx_packets;
-                let r = match c.tunnel.decapsulate(Instant::now(), &buf[..n], &mut out) {
-                    Output::Done => None,
-                    Output::Transmit(p) => Some(p.to_vec()),
-                    Output::Datagram(d) => {
-                        if shared.datagrams.try_send(d.to_vec()).is_err() {
-                            tracing::trace!("receiver slow: datagram dropped");
+                let r = SCRATCH.with_borrow_mut(|out| {
+                    match c.tunnel.decapsulate(Instant::now(), &buf[..n], out) {
+                        Output::Done => None,
+                        Output::Transmit(p) => Some(p.to_vec()),
+                        Output::Datagram(d) => {
+                            if shared.datagrams.try_send(d.to_vec()).is_err() {
+                                tracing::trace!("receiver slow: datagram dropped");
+                            }
+                            None
                         }
-                        None
                     }
-                };
+                });
                 if other_path && c.tunnel.stats().rx_packets > authentic_before {
                     shared.follow(&mut c, generation);
                 }

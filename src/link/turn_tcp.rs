@@ -31,6 +31,10 @@ const LINGER: Duration = Duration::from_secs(2);
 const CONNECT: Duration = Duration::from_secs(5);
 /// Datagrams queued towards one connection before more are dropped (TCP is backed up).
 const QUEUE: usize = 256;
+/// Bytes read from a server's stream at a time. The deframer collects frames across reads,
+/// so this only sets the number of reads: a bridge holds a connection per relay candidate,
+/// and a 64 KiB buffer each was most of a relayed link's memory.
+const READ_CHUNK: usize = 4096;
 
 /// What a bridge counts.
 #[derive(Debug, Default)]
@@ -189,7 +193,7 @@ async fn connection(
     tracing::debug!(%server, %client, "TURN over TCP: connected");
     let (mut rd, mut wr) = stream.into_split();
     let mut deframer = Deframer::default();
-    let mut buf = vec![0u8; 65536];
+    let mut buf = vec![0u8; READ_CHUNK];
     let mut deadline = tokio::time::Instant::now() + IDLE;
     loop {
         tokio::select! {

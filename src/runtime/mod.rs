@@ -32,6 +32,7 @@ mod revoked_file;
 mod ring;
 pub mod status;
 mod task;
+mod trim;
 
 use std::time::Duration;
 

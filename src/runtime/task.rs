@@ -132,6 +132,7 @@ impl Task {
             self.warm_start(path).await;
         }
         let beacon_ticks = (super::rejoin::BEACON_EVERY.as_millis() / TICK.as_millis()) as u64;
+        let trim_ticks = (super::trim::EVERY.as_millis() / TICK.as_millis()) as u64;
         let mut tick = tokio::time::interval(TICK);
         let mut ticks = 0u64;
         loop {
@@ -181,6 +182,9 @@ impl Task {
                         self.warm_tick(ticks.is_multiple_of(beacon_ticks));
                     }
                     self.signal_tick();
+                    if ticks.is_multiple_of(trim_ticks) {
+                        super::trim::release_freed();
+                    }
                 }
             }
         }
