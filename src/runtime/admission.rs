@@ -12,10 +12,12 @@
 //! under `chamber/revoked` (read every [`POLL`] and written again every [`REPUBLISH`] by every
 //! member that knows them, so they outlive any one node), and checked on every link.
 
+use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use brunet_compat::address::Address as RingAddress;
-use brunet_compat::ring::{Input, LinkId};
+use brunet_compat::ring::{Admission as CoreAdmission, ConnType, Input, LinkId, LinkKind};
 use xmpp_ext::cert::{CertError, MemberCert, Revocation, Role};
 
 use super::app::{DhtWait, dht_key, sign_dht};
@@ -65,6 +67,43 @@ pub(super) struct Admission {
     pub refused: u64,
     pub last_poll: Option<Instant>,
     pub last_publish: Option<Instant>,
+    /// Peers whose link showed no valid certificate, until one of theirs shows one: the core
+    /// keeps no relay edge to them either (see [`NoRelayToRefused`]).
+    pub shut: Arc<Mutex<BTreeSet<RingAddress>>>,
+}
+
+impl Admission {
+    /// The core's plug-in for an owned ring.
+    pub fn core_admission(&self) -> Box<dyn CoreAdmission> {
+        Box::new(NoRelayToRefused {
+            shut: self.shut.clone(),
+        })
+    }
+
+    fn shut(&self, peer: RingAddress, shut: bool) {
+        if let Ok(mut s) = self.shut.lock() {
+            if shut {
+                s.insert(peer);
+            } else {
+                s.remove(&peer);
+            }
+        }
+    }
+}
+
+/// The core's admission in an owned ring. Direct links reach the core only once the runtime
+/// checked the peer's certificate; relay edges are made inside the core, where no certificate
+/// is seen, so they are refused to the peers whose own links were refused. Otherwise a member
+/// whose direct link to a non-member failed would reach it over a relay edge instead (which
+/// the forwarder, a member, would not carry, but the edge would sit in the table meanwhile).
+struct NoRelayToRefused {
+    shut: Arc<Mutex<BTreeSet<RingAddress>>>,
+}
+
+impl CoreAdmission for NoRelayToRefused {
+    fn admit(&mut self, peer: &RingAddress, kind: LinkKind, _: ConnType) -> bool {
+        kind != LinkKind::Relay || self.shut.lock().is_ok_and(|s| !s.contains(peer))
+    }
 }
 
 impl Task {
@@ -230,6 +269,7 @@ impl Task {
             return;
         }
         tracing::info!(ring = %self.rings[l.ring].name, peer = %l.peer, jid = %c.jid, "member certificate checks: link admitted");
+        self.rings[l.ring].admission.shut(l.peer, false);
         l.cert = Some(c);
         self.release(id);
     }
@@ -266,6 +306,7 @@ impl Task {
         let now = self.now();
         let ring = &mut self.rings[l.ring];
         ring.admission.refused += 1;
+        ring.admission.shut(l.peer, true);
         tracing::warn!(ring = %ring.name, peer = %l.peer, jid = ?l.jid, %e, "link refused: no valid member certificate");
         // A refused peer is not asked again soon.
         ring.failed.insert(l.peer, Instant::now());
@@ -317,6 +358,7 @@ impl Task {
                 let why = self.revocation_of(r, &c).cloned();
                 if let Some(l) = self.drop_link(id) {
                     self.rings[l.ring].admission.refused += 1;
+                    self.rings[l.ring].admission.shut(l.peer, true);
                     match why {
                         Some(rv) => l.close_with([REVOKE, &rv.encode()].concat()),
                         None => l.close(),
@@ -561,5 +603,23 @@ impl Task {
         Ok(format!(
             "{bare} is revoked from ring {name}; its links close within seconds everywhere"
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn no_relay_edge_to_a_refused_peer_until_one_of_its_links_is_admitted() {
+        let a = Admission::default();
+        let mut core = a.core_admission();
+        let p = RingAddress::from_bytes([4; 20]);
+        assert!(core.admit(&p, LinkKind::Relay, ConnType::NONE));
+        a.shut(p, true);
+        assert!(!core.admit(&p, LinkKind::Relay, ConnType::NONE));
+        assert!(core.admit(&p, LinkKind::Direct, ConnType::NONE));
+        a.shut(p, false);
+        assert!(core.admit(&p, LinkKind::Relay, ConnType::NONE));
     }
 }

@@ -71,8 +71,11 @@ impl RingRun {
         // Only values signed by a member's key are stored (the services sign theirs).
         cfg.validator = Box::new(super::app::SignedValues);
         let friends_ring = spec.friends.map(super::friends::FriendsRing::new);
+        let admission = super::admission::Admission::default();
         if let Some(f) = &friends_ring {
             cfg.admission = f.core_admission();
+        } else if spec.owned.is_some() {
+            cfg.admission = admission.core_admission();
         }
         let mut core = Node::new(cfg, me, now);
         // No node can know it is the first: each starts a ring of one, and rings merge as
@@ -95,7 +98,7 @@ impl RingRun {
             vias: BTreeMap::new(),
             left: false,
             owned: spec.owned.clone(),
-            admission: Default::default(),
+            admission,
             friends_ring,
             signals_limited: 0,
         }
