@@ -171,9 +171,10 @@ impl NodeHome {
         self.run(ns, &args, &format!("{}\n", a.password)).map(drop)
     }
 
-    /// Starts `chamber up` in `ns`, logging at `info` to `up.log` in the home.
+    /// Starts `chamber up` in `ns`, logging to `up.log` in the home as the daemon does by
+    /// default (`info`, webrtc-ice's errors only).
     pub fn up(&self, ns: &Netns) -> Result<Daemon> {
-        self.up_logging(ns, "info")
+        self.up_logging(ns, "info,webrtc_ice=error,turn=error")
     }
 
     /// Starts `chamber up` in `ns` with the log filter `filter` (`CHAMBER_LOG`).

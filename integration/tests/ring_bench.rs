@@ -89,8 +89,44 @@ struct Formation {
 fn form(ring: &Ring, n: usize) -> Result<Formation, String> {
     let limit = Duration::from_secs(60 + n as u64);
     let last_login = ring.all_online_within(limit);
-    let Some(c) = ring.wait_consistent_sampled(limit, Duration::from_millis(20)) else {
+    // How many nodes had their true neighbours, each time that changed (Unix ms, count).
+    let mut steps: Vec<(u64, Option<usize>)> = Vec::new();
+    let t = Instant::now();
+    let mut found = None;
+    while t.elapsed() < limit {
+        let round = Instant::now();
         let statuses = ring.statuses();
+        let correct = Ring::correct_nodes(&statuses);
+        if steps.last().map(|s| s.1) != Some(correct) {
+            steps.push((unix_ms(), correct));
+        }
+        if correct == Some(n) {
+            found = Some(ring_support::Consistent {
+                elapsed: t.elapsed(),
+                at_ms: unix_ms(),
+                round: round.elapsed(),
+                statuses,
+            });
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let timeline: Vec<String> = steps
+        .iter()
+        .map(|(at, c)| {
+            let after = *at as i64 - last_login as i64;
+            format!("{after}:{}", c.map_or("-".into(), |c| c.to_string()))
+        })
+        .collect();
+    eprintln!(
+        "BENCH ring={n}: nodes with their true neighbours over time (ms after the last login:count): {}",
+        timeline.join(" ")
+    );
+    let Some(c) = found else {
+        let statuses = ring.statuses();
+        for w in wrong_nodes(&statuses) {
+            eprintln!("BENCH ring={n}: wrong: {w}");
+        }
         return Err(format!(
             "ring of {n} not consistent within {limit:?} of the last login: {:?} of {n} nodes \
              with their true neighbours at the end; load {}",
@@ -118,6 +154,52 @@ fn form(ring: &Ring, n: usize) -> Result<Formation, String> {
         after_last_login: c.at_ms.saturating_sub(last_login) as f64,
         round: c.round.as_secs_f64() * 1e3,
     })
+}
+
+/// For each node without its true neighbours: what it has instead, and how it holds (or does
+/// not hold) the true ones (a link, a relay edge, or nothing).
+fn wrong_nodes(statuses: &[Option<NodeStatus>]) -> Vec<String> {
+    let views: Vec<_> = statuses
+        .iter()
+        .filter_map(|s| s.as_ref().and_then(overlay))
+        .collect();
+    let mut addrs: Vec<String> = views.iter().map(|v| v.address.clone()).collect();
+    addrs.sort_by_key(|a| a.parse::<brunet_compat::address::Address>().ok());
+    let n = addrs.len();
+    let short = |a: &str| a[a.len().saturating_sub(8)..].to_string();
+    let mut out = Vec::new();
+    for v in &views {
+        let Some(k) = addrs.iter().position(|a| *a == v.address) else {
+            continue;
+        };
+        let left = &addrs[(k + 1) % n];
+        let right = &addrs[(k + n - 1) % n];
+        let holds = |a: &str| {
+            v.peers
+                .iter()
+                .find(|p| p.address == a)
+                .map_or("nothing".to_string(), |p| match (&p.link, &p.relay_via) {
+                    (Some(l), _) => format!("a {} link ({})", l.kind, p.roles),
+                    (None, Some(via)) => format!("a relay edge via {} ({})", short(via), p.roles),
+                    (None, None) => format!("an entry ({})", p.roles),
+                })
+        };
+        for (side, want, have) in [
+            ("left", left, v.left.first()),
+            ("right", right, v.right.first()),
+        ] {
+            if have != Some(want) {
+                out.push(format!(
+                    "{} sees {} {side}, the true one is {} and it holds {}",
+                    short(&v.address),
+                    have.map_or("none".into(), |h| short(h)),
+                    short(want),
+                    holds(want)
+                ));
+            }
+        }
+    }
+    out
 }
 
 fn print_formation(n: usize, run: usize, f: &Formation) {

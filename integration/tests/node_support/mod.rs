@@ -144,8 +144,9 @@ impl NodeHome {
         self.0
             .up_logging(
                 ns,
-                &std::env::var("CHAMBER_LAB_LOG")
-                    .unwrap_or_else(|_| "info,chamber::rendezvous=debug".into()),
+                &std::env::var("CHAMBER_LAB_LOG").unwrap_or_else(|_| {
+                    "info,chamber::rendezvous=debug,webrtc_ice=error,turn=error".into()
+                }),
             )
             .unwrap_or_else(|e| panic!("{e}"))
     }
