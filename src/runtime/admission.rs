@@ -17,7 +17,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use brunet_compat::address::Address as RingAddress;
-use brunet_compat::ring::{Admission as CoreAdmission, ConnType, Input, LinkId, LinkKind};
+use brunet_compat::ring::{Input, LinkId};
 use xmpp_ext::cert::{CertError, MemberCert, Revocation, Role};
 
 use super::app::{DhtWait, dht_key, sign_dht};
@@ -68,42 +68,8 @@ pub(super) struct Admission {
     pub last_poll: Option<Instant>,
     pub last_publish: Option<Instant>,
     /// Peers whose link showed no valid certificate, until one of theirs shows one: the core
-    /// keeps no relay edge to them either (see [`NoRelayToRefused`]).
+    /// keeps no relay edge to them either (see `owned_relays`).
     pub shut: Arc<Mutex<BTreeSet<RingAddress>>>,
-}
-
-impl Admission {
-    /// The core's plug-in for an owned ring.
-    pub fn core_admission(&self) -> Box<dyn CoreAdmission> {
-        Box::new(NoRelayToRefused {
-            shut: self.shut.clone(),
-        })
-    }
-
-    fn shut(&self, peer: RingAddress, shut: bool) {
-        if let Ok(mut s) = self.shut.lock() {
-            if shut {
-                s.insert(peer);
-            } else {
-                s.remove(&peer);
-            }
-        }
-    }
-}
-
-/// The core's admission in an owned ring. Direct links reach the core only once the runtime
-/// checked the peer's certificate; relay edges are made inside the core, where no certificate
-/// is seen, so they are refused to the peers whose own links were refused. Otherwise a member
-/// whose direct link to a non-member failed would reach it over a relay edge instead (which
-/// the forwarder, a member, would not carry, but the edge would sit in the table meanwhile).
-struct NoRelayToRefused {
-    shut: Arc<Mutex<BTreeSet<RingAddress>>>,
-}
-
-impl CoreAdmission for NoRelayToRefused {
-    fn admit(&mut self, peer: &RingAddress, kind: LinkKind, _: ConnType) -> bool {
-        kind != LinkKind::Relay || self.shut.lock().is_ok_and(|s| !s.contains(peer))
-    }
 }
 
 impl Task {
@@ -603,23 +569,5 @@ impl Task {
         Ok(format!(
             "{bare} is revoked from ring {name}; its links close within seconds everywhere"
         ))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn no_relay_edge_to_a_refused_peer_until_one_of_its_links_is_admitted() {
-        let a = Admission::default();
-        let mut core = a.core_admission();
-        let p = RingAddress::from_bytes([4; 20]);
-        assert!(core.admit(&p, LinkKind::Relay, ConnType::NONE));
-        a.shut(p, true);
-        assert!(!core.admit(&p, LinkKind::Relay, ConnType::NONE));
-        assert!(core.admit(&p, LinkKind::Direct, ConnType::NONE));
-        a.shut(p, false);
-        assert!(core.admit(&p, LinkKind::Relay, ConnType::NONE));
     }
 }

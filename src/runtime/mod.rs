@@ -26,6 +26,7 @@ pub mod envelope;
 pub mod friends;
 mod links;
 pub mod overlay_signal;
+mod owned_relays;
 mod rejoin;
 mod reqrep;
 mod revoked_file;
